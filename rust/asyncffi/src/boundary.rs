@@ -1,0 +1,106 @@
+//! What every `extern "C"` function shares: status codes, the thread-local last error message,
+//! and the guard that keeps panics from unwinding across the C boundary.
+//!
+//! Convention: functions return `0` (or a non-negative id / count) on success and a negative
+//! `AffiStatus` on failure, with a message for the failure left in this thread's last-error slot
+//! (`affi_last_error`). Python maps each status to an exception class and uses the message as
+//! its text.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Failure codes returned (negated into `i32`/`i64`) by C ABI functions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiStatus {
+    /// Success.
+    Ok = 0,
+    /// An argument has the wrong type or shape (Python `TypeError`).
+    ErrType = -1,
+    /// An argument has the right type but a bad value (Python `ValueError`).
+    ErrValue = -2,
+    /// An integer does not fit (Python `OverflowError`).
+    ErrOverflow = -3,
+    /// The port, task or object handle is stale, forged or closed (Python `ClosedError`).
+    ErrClosed = -4,
+    /// The runtime cannot take work: shut down, failed to start, or configured in conflict
+    /// (Python `RuntimeError`).
+    ErrRuntime = -5,
+    /// Rust code panicked inside the call (Python `RustPanic`).
+    ErrPanic = -6,
+}
+
+/// A failure: its status code and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Which exception Python raises.
+    pub status: AffiStatus,
+    /// The exception's text.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `status` and `message`.
+    pub fn new(status: AffiStatus, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Stores `message` as this thread's last error.
+pub fn set_last_error(message: &str) {
+    LAST_ERROR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        slot.clear();
+        slot.extend_from_slice(message.as_bytes());
+    });
+}
+
+/// Pointer and length of this thread's last error message. The bytes stay valid until the next
+/// C ABI call on this thread that fails.
+pub fn last_error() -> (*const u8, usize) {
+    LAST_ERROR.with(|slot| {
+        let slot = slot.borrow();
+        (slot.as_ptr(), slot.len())
+    })
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Rust panic with a non-string payload".to_owned()
+    }
+}
+
+/// Runs the body of an `extern "C"` function: a panic or a `Failure` becomes a negative status
+/// with its message in the last-error slot; success passes the non-negative value through.
+/// Nothing unwinds past this frame.
+pub fn guard(body: impl FnOnce() -> Result<i64, Failure>) -> i64 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(failure)) => {
+            set_last_error(&failure.message);
+            failure.status as i64
+        }
+        Err(payload) => {
+            set_last_error(&panic_message(payload.as_ref()));
+            AffiStatus::ErrPanic as i64
+        }
+    }
+}
+
+/// `guard` for functions that return an `i32` status.
+pub fn guard_status(body: impl FnOnce() -> Result<(), Failure>) -> i32 {
+    guard(|| body().map(|()| 0)) as i32
+}

@@ -1,0 +1,209 @@
+//! The core C ABI: ports, tasks, objects, configuration, statistics and shutdown.
+//!
+//! Every cdylib that links this crate exports these functions; the Python package drives them.
+//! Exported async functions (in the cdylib) have the shape
+//! `int64_t f(uint64_t port, uint64_t token, ...arguments)`: they return a task id (> 0) or a
+//! negative `AffiStatus`, and spawn through [`crate::spawn`].
+//!
+//! All functions may be called from any thread unless stated otherwise. None of them blocks on
+//! Python, and none lets a panic unwind into the caller.
+
+use std::time::Duration;
+
+use crate::boundary::{guard, guard_status, last_error, AffiStatus, Failure};
+use crate::notifier;
+use crate::object;
+use crate::port::{AffiCompletion, AffiWake, Port};
+use crate::runtime::{self, AffiFlavor};
+use crate::stats;
+use crate::task;
+
+// === Public FFI API ===
+
+/// The version of this C ABI. Python refuses a library whose version it does not know.
+pub const ABI_VERSION: u32 = 1;
+
+/// Counters for tests and monitoring; see `stats.rs` for what each one counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AffiStats {
+    /// Tasks spawned and not yet dropped.
+    pub live_tasks: i64,
+    /// Heap payloads not yet freed.
+    pub live_values: i64,
+    /// Ports not yet dropped.
+    pub live_ports: i64,
+    /// Objects held by Python.
+    pub live_objects: i64,
+    /// Tasks ever spawned.
+    pub spawned: i64,
+    /// Tasks that reached an outcome.
+    pub completed: i64,
+    /// Tasks dropped before an outcome.
+    pub cancelled: i64,
+    /// Tasks that panicked.
+    pub panicked: i64,
+    /// Wake-ups sent to Python.
+    pub wakes: i64,
+}
+
+/// The ABI version (`ABI_VERSION`).
+#[no_mangle]
+pub extern "C" fn affi_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// Sets how tokio is built: `worker_threads` (0 = one per core) and `flavor` (`AffiFlavor`).
+/// Returns 0, or `AFFI_STATUS_ERR_RUNTIME` if tokio already runs with another configuration.
+#[no_mangle]
+pub extern "C" fn affi_configure(worker_threads: u32, flavor: u32) -> i32 {
+    guard_status(|| {
+        let flavor = match flavor {
+            f if f == AffiFlavor::MultiThread as u32 => AffiFlavor::MultiThread,
+            f if f == AffiFlavor::CurrentThread as u32 => AffiFlavor::CurrentThread,
+            _ => return Err(Failure::new(AffiStatus::ErrValue, format!("unknown flavor {flavor}"))),
+        };
+        runtime::tokio_rt::configure(runtime::tokio_rt::Config {
+            worker_threads: worker_threads as usize,
+            flavor,
+        })
+    })
+}
+
+/// Registers the callback the notifier thread calls for `threadsafe` ports (NULL unregisters).
+/// The callback runs on the notifier thread, never on a runtime worker, and never after
+/// `affi_shutdown` has returned.
+#[no_mangle]
+pub extern "C" fn affi_set_wake_callback(callback: Option<extern "C" fn(port: u64)>) -> i32 {
+    guard_status(|| {
+        notifier::set_callback(callback);
+        Ok(())
+    })
+}
+
+/// Opens a completion port with the wake strategy `wake` (`AffiWake`) and returns its id (> 0).
+#[no_mangle]
+pub extern "C" fn affi_port_open(wake: u32) -> i64 {
+    guard(|| {
+        let wake = match wake {
+            w if w == AffiWake::Threadsafe as u32 => AffiWake::Threadsafe,
+            w if w == AffiWake::Fd as u32 => AffiWake::Fd,
+            _ => return Err(Failure::new(AffiStatus::ErrValue, format!("unknown wake strategy {wake}"))),
+        };
+        Port::open(wake).map(|id| id as i64)
+    })
+}
+
+/// The eventfd of an `fd` port, for the loop's `add_reader`. Owned by the port: do not close it.
+#[no_mangle]
+pub extern "C" fn affi_port_fd(port: u64) -> i32 {
+    guard(|| Port::get(port)?.fd().map(i64::from)) as i32
+}
+
+/// Copies up to `cap` completions of `port` into `out` and returns how many (>= 0).
+///
+/// # Safety
+/// `out` must point to `cap` writable `AffiCompletion`s. Call from the port's loop thread; the
+/// `data` pointers written stay valid until the next `affi_port_release` on this port.
+#[no_mangle]
+pub unsafe extern "C" fn affi_port_drain(port: u64, out: *mut AffiCompletion, cap: usize) -> i64 {
+    guard(|| {
+        let port = Port::get(port)?;
+        if cap == 0 {
+            return Ok(0);
+        }
+        if out.is_null() {
+            return Err(Failure::new(AffiStatus::ErrValue, "drain buffer is NULL"));
+        }
+        // SAFETY: the caller guarantees `out` points to `cap` writable completions, and
+        // `AffiCompletion` is plain data, so any bit pattern already there may be overwritten.
+        let out = unsafe { std::slice::from_raw_parts_mut(out, cap) };
+        Ok(port.drain(out) as i64)
+    })
+}
+
+/// Frees the payloads of the batches drained from `port` so far.
+#[no_mangle]
+pub extern "C" fn affi_port_release(port: u64) -> i32 {
+    guard_status(|| {
+        Port::get(port)?.release();
+        Ok(())
+    })
+}
+
+/// Closes `port`: cancels its tasks, frees its queue; later completions are dropped on arrival.
+/// For an `fd` port, remove the loop's reader first.
+#[no_mangle]
+pub extern "C" fn affi_port_close(port: u64) -> i32 {
+    guard_status(|| Port::close(port))
+}
+
+/// Requests cancellation of `task`: the future is dropped on its runtime at its next poll, and
+/// no completion is delivered for it. Returns `AFFI_STATUS_ERR_CLOSED` if the task already
+/// ended (its completion is then queued or delivered).
+#[no_mangle]
+pub extern "C" fn affi_task_cancel(task: u64) -> i32 {
+    guard_status(|| task::cancel(task))
+}
+
+/// Frees the object handle `handle`. Returns `AFFI_STATUS_ERR_CLOSED` if it is already freed.
+#[no_mangle]
+pub extern "C" fn affi_object_free(handle: u64) -> i32 {
+    guard_status(|| object::free(handle))
+}
+
+/// Writes the current counters into `out`.
+///
+/// # Safety
+/// `out` must point to a writable `AffiStats`.
+#[no_mangle]
+pub unsafe extern "C" fn affi_stats(out: *mut AffiStats) -> i32 {
+    guard_status(|| {
+        if out.is_null() {
+            return Err(Failure::new(AffiStatus::ErrValue, "stats buffer is NULL"));
+        }
+        let now = AffiStats {
+            live_tasks: stats::LIVE_TASKS.get(),
+            live_values: stats::LIVE_VALUES.get(),
+            live_ports: stats::LIVE_PORTS.get(),
+            live_objects: stats::LIVE_OBJECTS.get(),
+            spawned: stats::SPAWNED.get(),
+            completed: stats::COMPLETED.get(),
+            cancelled: stats::CANCELLED.get(),
+            panicked: stats::PANICKED.get(),
+            wakes: stats::WAKES.get(),
+        };
+        // SAFETY: checked non-null; the caller guarantees it is a writable `AffiStats`.
+        unsafe { out.write(now) };
+        Ok(())
+    })
+}
+
+/// Interpreter exit: stops all wake callbacks (waiting for one in progress), closes every port
+/// (cancelling its tasks) and shuts the runtimes down, each wait bounded by `timeout_ms`.
+/// Call with the GIL released (cffi does). Later spawns fail with `AFFI_STATUS_ERR_RUNTIME`.
+#[no_mangle]
+pub extern "C" fn affi_shutdown(timeout_ms: u32) -> i32 {
+    guard_status(|| {
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        notifier::stop(timeout);
+        Port::close_all();
+        runtime::shutdown(timeout);
+        Ok(())
+    })
+}
+
+/// This thread's last error message: a pointer to `*len` UTF-8 bytes, valid until the next
+/// failing call on this thread.
+///
+/// # Safety
+/// `len` must point to a writable `uintptr_t`.
+#[no_mangle]
+pub unsafe extern "C" fn affi_last_error(len: *mut usize) -> *const u8 {
+    let (ptr, n) = last_error();
+    if !len.is_null() {
+        // SAFETY: checked non-null; the caller guarantees it is writable.
+        unsafe { len.write(n) };
+    }
+    ptr
+}

@@ -1,0 +1,149 @@
+//! The notifier thread: the only Rust thread that ever calls into Python, for the `threadsafe`
+//! wake strategy.
+//!
+//! Runtime workers never call the wake callback themselves (it takes the GIL, which may be held
+//! for seconds). They push the port's id here and return; this thread calls the registered C
+//! callback (`AffiWakeFn`) once per queued id, outside every lock. The Python side turns each
+//! call into `loop.call_soon_threadsafe(port.drain)`.
+//!
+//! Shutdown protocol (Python's atexit hook calls `affi_shutdown` with the GIL released):
+//! 1. `stop` sets `stopped`; no callback starts after that.
+//! 2. `stop` waits, bounded, until a callback already running returns. That callback can finish
+//!    because the caller released the GIL for the duration of the C call.
+//! 3. The thread exits. So no callback ever runs in a finalizing interpreter, and no Rust frame
+//!    is under a Python call when finalization could kill the thread.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The wake callback's C type: called with the id of a port whose queue became non-empty.
+pub type AffiWakeFn = extern "C" fn(port: u64);
+
+static CALLBACK: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Default)]
+struct State {
+    /// Ports to wake, in order.
+    pending: Vec<u64>,
+    /// Set once by `stop`; never unset.
+    stopped: bool,
+    /// True while the thread is running callbacks outside the lock.
+    calling: bool,
+    /// Whether the thread was started.
+    started: bool,
+}
+
+struct Notifier {
+    state: Mutex<State>,
+    /// Signals the thread: work pending or stop requested.
+    work: Condvar,
+    /// Signals `stop`: the thread is no longer calling out.
+    idle: Condvar,
+}
+
+fn notifier() -> &'static Notifier {
+    static NOTIFIER: OnceLock<Notifier> = OnceLock::new();
+    NOTIFIER.get_or_init(|| Notifier {
+        state: Mutex::new(State::default()),
+        work: Condvar::new(),
+        idle: Condvar::new(),
+    })
+}
+
+fn lock(n: &Notifier) -> std::sync::MutexGuard<'_, State> {
+    n.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers the callback that wakes Python (replacing any earlier one).
+pub fn set_callback(callback: Option<AffiWakeFn>) {
+    CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+fn callback() -> Option<AffiWakeFn> {
+    match CALLBACK.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: the only non-zero values stored are `AffiWakeFn` pointers (`set_callback`).
+        raw => Some(unsafe { std::mem::transmute::<usize, AffiWakeFn>(raw) }),
+    }
+}
+
+/// Queues a wake-up for `port`. Cheap and non-blocking apart from a short lock; never calls
+/// into Python. Returns false once the notifier is stopped.
+pub fn notify(port: u64) -> bool {
+    let n = notifier();
+    let mut state = lock(n);
+    if state.stopped {
+        return false;
+    }
+    if !state.started {
+        state.started = true;
+        let spawned = std::thread::Builder::new()
+            .name("asyncffi-notifier".into())
+            .spawn(run);
+        if spawned.is_err() {
+            state.started = false;
+            return false;
+        }
+    }
+    state.pending.push(port);
+    if state.pending.len() == 1 {
+        n.work.notify_one();
+    }
+    true
+}
+
+fn run() {
+    let n = notifier();
+    let mut batch = Vec::new();
+    loop {
+        {
+            let mut state = lock(n);
+            state.calling = false;
+            n.idle.notify_all();
+            while state.pending.is_empty() && !state.stopped {
+                state = n.work.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if state.stopped {
+                return;
+            }
+            std::mem::swap(&mut batch, &mut state.pending);
+            state.calling = true;
+        }
+        for port in batch.drain(..) {
+            if is_stopped() {
+                break;
+            }
+            if let Some(cb) = callback() {
+                cb(port);
+            }
+        }
+    }
+}
+
+fn is_stopped() -> bool {
+    lock(notifier()).stopped
+}
+
+/// Stops all wake-ups for good and waits up to `timeout` for a callback in progress to return.
+/// Returns false if the wait timed out.
+pub fn stop(timeout: Duration) -> bool {
+    let n = notifier();
+    let deadline = Instant::now() + timeout;
+    let mut state = lock(n);
+    state.stopped = true;
+    state.pending.clear();
+    n.work.notify_all();
+    while state.calling {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        state = n
+            .idle
+            .wait_timeout(state, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
+}

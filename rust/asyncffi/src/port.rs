@@ -1,0 +1,415 @@
+//! Completion ports: where finished Rust tasks leave their outcomes for one Python event loop.
+//!
+//! The protocol, step by step:
+//! 1. **Open.** Python opens one port per running event loop (`affi_port_open`), choosing a
+//!    wake strategy: `threadsafe` (the notifier thread calls the registered C callback) or `fd`
+//!    (an eventfd the loop watches with `add_reader`).
+//! 2. **Push.** A task that finishes pushes `(token, status, payload)` onto the port's queue, on
+//!    whatever runtime thread it ran. The payload is prepared there (containers encoded, text
+//!    copied), so the loop thread only copies bytes out.
+//! 3. **Wake.** Only the push that takes the queue from empty to non-empty wakes Python; pushes
+//!    that find items already queued ride along with that wake (coalescing). Waking is an
+//!    eventfd write or a hand-off to the notifier thread: a runtime worker never touches Python.
+//! 4. **Drain.** On the loop thread, Python copies up to `cap` completions into a per-port C
+//!    array with one call (`affi_port_drain`). Heap payloads stay owned by the port (`held`)
+//!    so the pointers stay valid while Python converts them.
+//! 5. **Release.** Python calls `affi_port_release` after converting a batch; the held payloads
+//!    are freed there, exactly once.
+//! 6. **Close.** Closing the port (loop closed, or interpreter exit) cancels every task bound to
+//!    it, frees queued payloads and makes later pushes free their payload on arrival. The
+//!    eventfd is closed only when the last task holding the port is gone, so a late write never
+//!    hits a reused descriptor.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::boundary::{AffiStatus, Failure};
+use crate::codec;
+use crate::handle_table::HandleTable;
+use crate::notifier;
+use crate::object;
+use crate::stats::{LIVE_PORTS, LIVE_VALUES, WAKES};
+use crate::value::{Object, Value};
+
+/// How a port wakes its event loop.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiWake {
+    /// The notifier thread calls the registered wake callback with the port id.
+    Threadsafe = 0,
+    /// The port writes to an eventfd that the loop watches.
+    Fd = 1,
+}
+
+/// The kind of value in a completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiTag {
+    /// `None`.
+    None = 0,
+    /// `bool` in `int_value` (0 or 1).
+    Bool = 1,
+    /// `int` in `int_value`.
+    Int = 2,
+    /// `float` in `float_value`.
+    Float = 3,
+    /// `bytes` at `data`/`len`.
+    Bytes = 4,
+    /// UTF-8 `str` at `data`/`len`.
+    Str = 5,
+    /// A MessagePack-encoded container at `data`/`len`.
+    Packed = 6,
+    /// An opaque Rust object: its handle in `int_value`, now owned by Python.
+    Object = 7,
+}
+
+/// How a task ended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiOutcome {
+    /// The value is the result.
+    Ok = 0,
+    /// The value is a packed `[kind, message]` pair.
+    Error = 1,
+    /// The value is the panic message (`str`).
+    Panic = 2,
+    /// The task was dropped without an outcome (its runtime shut down).
+    Cancelled = 3,
+}
+
+/// One completion as Python reads it from the drain array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AffiCompletion {
+    /// The token Python gave when it started the call.
+    pub token: u64,
+    /// An `AffiOutcome`.
+    pub status: i32,
+    /// An `AffiTag`.
+    pub tag: u32,
+    /// Payload of `Bool`, `Int` and `Object`.
+    pub int_value: i64,
+    /// Payload of `Float`.
+    pub float_value: f64,
+    /// Payload of `Bytes`, `Str` and `Packed`; valid until the next `affi_port_release`.
+    pub data: *const u8,
+    /// Length of `data` in bytes.
+    pub len: usize,
+}
+
+/// A heap payload; counted in `live_values` from creation to drop.
+pub struct Buffer(Vec<u8>);
+
+impl Buffer {
+    /// Takes ownership of `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        LIVE_VALUES.inc();
+        Buffer(bytes)
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        LIVE_VALUES.dec();
+    }
+}
+
+/// A completion's value, prepared on the thread that produced it.
+pub enum Payload {
+    /// A scalar: no allocation.
+    Scalar {
+        /// The `AffiTag`.
+        tag: AffiTag,
+        /// `int_value`.
+        int: i64,
+        /// `float_value`.
+        float: f64,
+    },
+    /// Bytes, text or an encoded container.
+    Heap(AffiTag, Buffer),
+    /// An object; registered in the object table when Python drains it.
+    Object(Object),
+}
+
+/// What a task hands its port when it ends.
+pub enum Outcome {
+    /// The future's value or error.
+    Done(crate::value::Result<Value>),
+    /// The future panicked with this message.
+    Panic(String),
+    /// The future was dropped without finishing (runtime shutdown).
+    Cancelled,
+}
+
+const NONE: Payload = Payload::Scalar {
+    tag: AffiTag::None,
+    int: 0,
+    float: 0.0,
+};
+
+fn scalar(tag: AffiTag, int: i64, float: f64) -> Payload {
+    Payload::Scalar { tag, int, float }
+}
+
+fn error_payload(kind: &str, message: &str) -> Payload {
+    let pair = Value::List(vec![Value::Str(kind.into()), Value::Str(message.into())]);
+    let bytes = codec::encode(&pair).expect("two strings always encode");
+    Payload::Heap(AffiTag::Packed, Buffer::new(bytes))
+}
+
+impl Outcome {
+    /// Status and payload for this outcome.
+    pub fn into_parts(self) -> (AffiOutcome, Payload) {
+        let value = match self {
+            Outcome::Done(Ok(value)) => value,
+            Outcome::Done(Err(e)) => return (AffiOutcome::Error, error_payload(&e.kind, &e.message)),
+            Outcome::Panic(message) => {
+                return (
+                    AffiOutcome::Panic,
+                    Payload::Heap(AffiTag::Str, Buffer::new(message.into_bytes())),
+                )
+            }
+            Outcome::Cancelled => return (AffiOutcome::Cancelled, NONE),
+        };
+        let payload = match value {
+            Value::None => NONE,
+            Value::Bool(b) => scalar(AffiTag::Bool, i64::from(b), 0.0),
+            Value::Int(i) => scalar(AffiTag::Int, i, 0.0),
+            Value::Float(x) => scalar(AffiTag::Float, 0, x),
+            Value::Bytes(b) => Payload::Heap(AffiTag::Bytes, Buffer::new(b)),
+            Value::Str(s) => Payload::Heap(AffiTag::Str, Buffer::new(s.into_bytes())),
+            Value::Object(o) => Payload::Object(o),
+            container => match codec::encode(&container) {
+                Ok(bytes) => Payload::Heap(AffiTag::Packed, Buffer::new(bytes)),
+                Err(e) => return (AffiOutcome::Error, error_payload("encode", &e.to_string())),
+            },
+        };
+        (AffiOutcome::Ok, payload)
+    }
+}
+
+struct Queued {
+    token: u64,
+    status: AffiOutcome,
+    payload: Payload,
+}
+
+#[derive(Default)]
+struct PortState {
+    /// Completions not yet drained.
+    queue: VecDeque<Queued>,
+    /// Payloads of the last drained batch, freed by `release`.
+    held: Vec<Buffer>,
+    /// Set once by `close`; never unset. Pushes after it free their payload at once.
+    closed: bool,
+}
+
+/// A completion port.
+pub struct Port {
+    id: AtomicU64,
+    wake: AffiWake,
+    /// The eventfd for `AffiWake::Fd`, else -1. Closed on drop.
+    fd: i32,
+    state: Mutex<PortState>,
+}
+
+static PORTS: Mutex<HandleTable<Arc<Port>>> = Mutex::new(HandleTable::new());
+
+fn ports() -> MutexGuard<'static, HandleTable<Arc<Port>>> {
+    PORTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Port {
+    /// Opens a port and returns its id.
+    pub fn open(wake: AffiWake) -> Result<u64, Failure> {
+        let fd = match wake {
+            AffiWake::Threadsafe => -1,
+            AffiWake::Fd => new_eventfd()?,
+        };
+        let port = Arc::new(Port {
+            id: AtomicU64::new(0),
+            wake,
+            fd,
+            state: Mutex::new(PortState::default()),
+        });
+        LIVE_PORTS.inc();
+        let mut table = ports();
+        let id = table.insert(port.clone());
+        port.id.store(id, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// The open port with this id.
+    pub fn get(id: u64) -> Result<Arc<Port>, Failure> {
+        ports()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the completion port is closed"))
+    }
+
+    /// Closes the port with this id: later pushes are dropped, queued payloads freed, and the
+    /// tasks bound to it cancelled.
+    pub fn close(id: u64) -> Result<(), Failure> {
+        let port = ports()
+            .remove(id)
+            .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the completion port is closed"))?;
+        let queued = {
+            let mut state = port.lock();
+            state.closed = true;
+            std::mem::take(&mut state.queue)
+        };
+        drop(queued);
+        crate::task::cancel_port(id);
+        Ok(())
+    }
+
+    /// Closes every open port (interpreter exit).
+    pub fn close_all() {
+        let ids: Vec<u64> = ports().iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let _ = Port::close(id);
+        }
+    }
+
+    /// This port's id.
+    pub fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// The eventfd of an `fd` port.
+    pub fn fd(&self) -> Result<i32, Failure> {
+        if self.fd < 0 {
+            return Err(Failure::new(
+                AffiStatus::ErrValue,
+                "the completion port does not use the fd wake strategy",
+            ));
+        }
+        Ok(self.fd)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PortState> {
+        // No user code runs under this lock, so a poisoned lock still guards valid state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Step 2 and 3: queues an outcome for `token`, waking Python if the queue was empty.
+    pub fn push(&self, token: u64, outcome: Outcome) {
+        let (status, payload) = outcome.into_parts();
+        let item = Queued {
+            token,
+            status,
+            payload,
+        };
+        let was_empty = {
+            let mut state = self.lock();
+            if state.closed {
+                drop(state);
+                drop(item);
+                return;
+            }
+            let was_empty = state.queue.is_empty();
+            state.queue.push_back(item);
+            was_empty
+        };
+        if was_empty {
+            WAKES.inc();
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        match self.wake {
+            AffiWake::Threadsafe => {
+                notifier::notify(self.id());
+            }
+            AffiWake::Fd => {
+                let one: u64 = 1;
+                // SAFETY: `fd` is our eventfd, open until this port is dropped (we hold `&self`);
+                // the buffer is 8 readable bytes. A full counter (EAGAIN) still leaves the fd
+                // readable, which is all a wake needs, so the result is ignored.
+                unsafe {
+                    libc::write(self.fd, (&one as *const u64).cast(), 8);
+                }
+            }
+        }
+    }
+
+    /// Step 4: moves up to `out.len()` completions into `out`; returns how many.
+    pub fn drain(&self, out: &mut [AffiCompletion]) -> usize {
+        if self.fd >= 0 {
+            let mut counter: u64 = 0;
+            // SAFETY: as in `wake`; reading resets the eventfd so the loop stops seeing it
+            // readable. Non-blocking: EAGAIN just means no wake was pending.
+            unsafe {
+                libc::read(self.fd, (&mut counter as *mut u64).cast(), 8);
+            }
+        }
+        let mut state = self.lock();
+        let n = out.len().min(state.queue.len());
+        let PortState { queue, held, .. } = &mut *state;
+        for (slot, item) in out.iter_mut().zip(queue.drain(..n)) {
+            let (tag, int_value, float_value, data, len) = match item.payload {
+                Payload::Scalar { tag, int, float } => (tag, int, float, std::ptr::null(), 0),
+                Payload::Heap(tag, buffer) => {
+                    let (ptr, len) = (buffer.0.as_ptr(), buffer.0.len());
+                    // Moving the Buffer moves only the Vec header; its heap block, which `ptr`
+                    // points to, stays where it is until `release` drops it.
+                    held.push(buffer);
+                    (tag, 0, 0.0, ptr, len)
+                }
+                Payload::Object(o) => (AffiTag::Object, object::register(o) as i64, 0.0, std::ptr::null(), 0),
+            };
+            *slot = AffiCompletion {
+                token: item.token,
+                status: item.status as i32,
+                tag: tag as u32,
+                int_value,
+                float_value,
+                data,
+                len,
+            };
+        }
+        n
+    }
+
+    /// Step 5: frees the payloads of the drained batches.
+    pub fn release(&self) {
+        let held = std::mem::take(&mut self.lock().held);
+        drop(held);
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            // SAFETY: we own the descriptor and nothing else can use it: every user holds an
+            // `Arc<Port>`, and this is the last one.
+            unsafe {
+                libc::close(self.fd);
+            }
+        }
+        LIVE_PORTS.dec();
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn new_eventfd() -> Result<i32, Failure> {
+    // SAFETY: plain syscall wrapper; the returned descriptor is owned by the new port.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Failure::new(
+            AffiStatus::ErrRuntime,
+            format!("eventfd failed: {}", std::io::Error::last_os_error()),
+        ));
+    }
+    Ok(fd)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn new_eventfd() -> Result<i32, Failure> {
+    Err(Failure::new(
+        AffiStatus::ErrRuntime,
+        "the fd wake strategy needs eventfd (Linux); use wake=\"threadsafe\"",
+    ))
+}

@@ -1,0 +1,100 @@
+//! The async runtimes Python calls can run on, started lazily on first use.
+//!
+//! `Runtime` names one (`tokio` or `async-std`, chosen per call by the exported function);
+//! `configure` sets how tokio is built before it starts; `shutdown` stops spawning and shuts
+//! tokio down within a bounded time at interpreter exit.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::boundary::{AffiStatus, Failure};
+
+#[cfg(feature = "async-std")]
+mod async_std_rt;
+#[cfg(feature = "tokio")]
+pub mod tokio_rt;
+
+/// Which runtime a call runs on, as the C ABI passes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiRuntime {
+    /// tokio (multi-thread unless configured otherwise).
+    Tokio = 0,
+    /// async-std's global executor.
+    AsyncStd = 1,
+}
+
+/// tokio's scheduler flavour.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiFlavor {
+    /// A pool of worker threads (the default).
+    MultiThread = 0,
+    /// One dedicated thread drives every task.
+    CurrentThread = 1,
+}
+
+/// A runtime to spawn on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// tokio.
+    Tokio,
+    /// async-std.
+    AsyncStd,
+}
+
+static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+
+impl Runtime {
+    /// The runtime named by a C ABI value.
+    pub fn from_raw(raw: u32) -> Result<Runtime, Failure> {
+        match raw {
+            x if x == AffiRuntime::Tokio as u32 => Ok(Runtime::Tokio),
+            x if x == AffiRuntime::AsyncStd as u32 => Ok(Runtime::AsyncStd),
+            _ => Err(Failure::new(
+                AffiStatus::ErrValue,
+                format!("unknown runtime {raw}: expected 0 (tokio) or 1 (async-std)"),
+            )),
+        }
+    }
+
+    /// Runs `future` to completion on this runtime, detached.
+    pub fn spawn<F>(self, future: F) -> Result<(), Failure>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if SHUT_DOWN.load(Ordering::Acquire) {
+            return Err(Failure::new(
+                AffiStatus::ErrRuntime,
+                "the asyncffi runtimes are shut down (the interpreter is exiting)",
+            ));
+        }
+        match self {
+            #[cfg(feature = "tokio")]
+            Runtime::Tokio => {
+                tokio_rt::handle()?.spawn(future);
+                Ok(())
+            }
+            #[cfg(feature = "async-std")]
+            Runtime::AsyncStd => {
+                async_std_rt::spawn(future);
+                Ok(())
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Failure::new(
+                AffiStatus::ErrRuntime,
+                format!("this build of asyncffi has no {other:?} runtime"),
+            )),
+        }
+    }
+}
+
+/// Refuses further spawns and shuts tokio down, waiting at most `timeout` for its threads.
+pub fn shutdown(timeout: Duration) {
+    SHUT_DOWN.store(true, Ordering::Release);
+    #[cfg(feature = "tokio")]
+    tokio_rt::shutdown(timeout);
+    #[cfg(not(feature = "tokio"))]
+    let _ = timeout;
+}

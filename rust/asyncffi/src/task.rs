@@ -1,0 +1,206 @@
+//! The task table and the wrapper every Rust future runs in when Python awaits it.
+//!
+//! Each call from Python becomes one `Tracked` future on a runtime and one entry in `TASKS`,
+//! named by a generational id that Python keeps for cancellation. Ownership:
+//! - `TASKS` entry: `Arc<TaskShared>` (the cancel flag and the waker) and the port id. Removed by
+//!   the task's `TaskGuard` when the future is dropped, whatever the reason.
+//! - `Tracked`: the future itself, the port it reports to and the guard.
+//!
+//! Life of a task, each step happening exactly once:
+//! 1. `spawn` inserts the entry (`live_tasks` +1, `spawned` +1) and hands `Tracked` to the
+//!    runtime.
+//! 2. Either the future finishes: its outcome (value, error or caught panic) is pushed to the
+//!    port (`completed` +1);
+//! 3. or cancellation is requested (`affi_task_cancel`, port closed): `cancelled` is set and the
+//!    task is woken; its next poll drops the inner future on its runtime thread without pushing
+//!    anything (Python already knows);
+//! 4. or the runtime drops the task unfinished (shutdown): the guard pushes `Cancelled` so the
+//!    Python awaitable does not wait forever.
+//! 5. The guard's drop removes the entry (`live_tasks` -1; `cancelled` +1 unless step 2 ran).
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::boundary::{panic_message, AffiStatus, Failure};
+use crate::handle_table::HandleTable;
+use crate::port::{Outcome, Port};
+use crate::runtime::Runtime;
+use crate::stats::{CANCELLED, COMPLETED, LIVE_TASKS, PANICKED, SPAWNED};
+use crate::value::Value;
+
+/// State shared between a running task and whoever may cancel it.
+#[derive(Default)]
+struct TaskShared {
+    /// Set once when cancellation is requested; never unset.
+    cancelled: AtomicBool,
+    /// The waker of the task's latest poll, used to make cancellation prompt.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl TaskShared {
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+}
+
+struct TaskEntry {
+    shared: Arc<TaskShared>,
+    port: u64,
+}
+
+static TASKS: Mutex<HandleTable<TaskEntry>> = Mutex::new(HandleTable::new());
+
+fn tasks() -> MutexGuard<'static, HandleTable<TaskEntry>> {
+    // No user code runs under this lock, so a poisoned lock still guards valid state.
+    TASKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Requests cancellation of task `id`. Stale ids (the task already finished) are an error the
+/// caller may ignore: the outcome is on its way or already delivered.
+pub fn cancel(id: u64) -> Result<(), Failure> {
+    let shared = tasks()
+        .get(id)
+        .map(|entry| entry.shared.clone())
+        .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the task has already finished"))?;
+    shared.cancel();
+    Ok(())
+}
+
+/// Requests cancellation of every task bound to `port`.
+pub fn cancel_port(port: u64) {
+    let doomed: Vec<Arc<TaskShared>> = tasks()
+        .iter()
+        .filter(|(_, entry)| entry.port == port)
+        .map(|(_, entry)| entry.shared.clone())
+        .collect();
+    for shared in doomed {
+        shared.cancel();
+    }
+}
+
+/// Ends the task's bookkeeping when the future is dropped, whichever way it ends.
+struct TaskGuard {
+    id: u64,
+    port: Arc<Port>,
+    token: u64,
+    shared: Arc<TaskShared>,
+    completed: bool,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        tasks().remove(self.id);
+        LIVE_TASKS.dec();
+        if !self.completed {
+            CANCELLED.inc();
+            if !self.shared.is_cancelled() {
+                self.port.push(self.token, Outcome::Cancelled);
+            }
+        }
+    }
+}
+
+/// The wrapper a Python-awaited future runs in: cancellation, panic capture, completion.
+struct Tracked<F> {
+    inner: Option<Pin<Box<F>>>,
+    guard: TaskGuard,
+}
+
+impl<F> Tracked<F> {
+    /// Drops the inner future, catching a panic from its destructor.
+    fn drop_inner(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        }
+    }
+}
+
+impl<F: Future<Output = crate::value::Result<Value>>> Future for Tracked<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // `Tracked` is Unpin: the inner future is pinned in its own box.
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(());
+        };
+        if this.guard.shared.is_cancelled() {
+            this.drop_inner();
+            return Poll::Ready(());
+        }
+        this.guard.shared.register(cx.waker());
+        let outcome = match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => Outcome::Done(result),
+            Err(payload) => {
+                PANICKED.inc();
+                Outcome::Panic(panic_message(payload.as_ref()))
+            }
+        };
+        this.drop_inner();
+        this.guard.completed = true;
+        COMPLETED.inc();
+        this.guard.port.push(this.guard.token, outcome);
+        Poll::Ready(())
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        self.drop_inner();
+    }
+}
+
+/// Spawns `future` on `runtime` for the Python call `token` on port `port`, and returns the
+/// task id Python uses to cancel it.
+///
+/// This is what an exported C function calls after decoding its arguments. The outcome reaches
+/// Python through the port exactly once, unless Python cancels the task first.
+pub fn spawn<F>(runtime: Runtime, port: u64, token: u64, future: F) -> Result<u64, Failure>
+where
+    F: Future<Output = crate::value::Result<Value>> + Send + 'static,
+{
+    let port = Port::get(port)?;
+    let shared = Arc::new(TaskShared::default());
+    let port_id = port.id();
+    let id = tasks().insert(TaskEntry {
+        shared: shared.clone(),
+        port: port_id,
+    });
+    LIVE_TASKS.inc();
+    SPAWNED.inc();
+    let tracked = Tracked {
+        inner: Some(Box::pin(future)),
+        guard: TaskGuard {
+            id,
+            port,
+            token,
+            shared,
+            completed: false,
+        },
+    };
+    // A port closed between `Port::get` and the insert above missed this task in its
+    // `cancel_port` sweep; the push at its end is then simply dropped by the closed port.
+    runtime.spawn(tracked)?;
+    Ok(id)
+}

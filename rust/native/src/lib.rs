@@ -1,0 +1,222 @@
+//! The cdylib shipped inside the `asyncffi` Python package: the core C ABI (re-exported from the
+//! `asyncffi` crate) plus the built-in functions behind `asyncffi.demo`, used by the README,
+//! the tests and the benchmarks.
+//!
+//! Each async built-in has the exported-function shape: `(port, token, arguments...) -> i64`,
+//! a task id or a negative `AffiStatus`.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use asyncffi::{args, guard, object, spawn, AffiStatus, Error, Failure, Runtime, Value};
+
+// Keep the core ABI in this library: referencing one item of `asyncffi::ffi` makes the linker
+// keep its object file, whose `#[no_mangle]` functions are then exported.
+pub use asyncffi::ffi::affi_abi_version;
+
+fn runtime(raw: u32) -> Result<Runtime, Failure> {
+    Runtime::from_raw(raw)
+}
+
+fn duration(seconds: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        Failure::new(
+            AffiStatus::ErrValue,
+            format!("seconds must be a finite number >= 0, got {seconds}"),
+        )
+    })
+}
+
+async fn sleep_on(runtime: Runtime, duration: Duration) {
+    match runtime {
+        Runtime::Tokio => tokio::time::sleep(duration).await,
+        Runtime::AsyncStd => async_std::task::sleep(duration).await,
+    }
+}
+
+/// `demo.sleep(seconds, runtime=...)`: sleeps on the runtime's timer, returns None.
+#[no_mangle]
+pub extern "C" fn affi_demo_sleep(port: u64, token: u64, seconds: f64, runtime_id: u32) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let duration = duration(seconds)?;
+        let task = spawn(rt, port, token, async move {
+            sleep_on(rt, duration).await;
+            Ok(Value::None)
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.echo(value, runtime=...)`: returns its argument.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call (see `asyncffi::args::value`).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn affi_demo_echo(
+    port: u64,
+    token: u64,
+    tag: u32,
+    int_value: i64,
+    float_value: f64,
+    data: *const u8,
+    len: usize,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        // SAFETY: forwarded contract.
+        let value = unsafe { args::value(tag, int_value, float_value, data, len) }?;
+        Ok(spawn(rt, port, token, async move { Ok(value) })? as i64)
+    })
+}
+
+/// `demo.add(a, b)`: `a + b`, or a RustError of kind "overflow".
+#[no_mangle]
+pub extern "C" fn affi_demo_add(port: u64, token: u64, a: i64, b: i64) -> i64 {
+    guard(|| {
+        let task = spawn(Runtime::Tokio, port, token, async move {
+            a.checked_add(b).map(Value::Int).ok_or_else(|| {
+                Error::new("overflow", format!("{a} + {b} does not fit in 64 bits"))
+            })
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.fail(message, kind=...)`: fails with a RustError.
+///
+/// # Safety
+/// `message` and `kind` must be readable for their lengths during the call.
+#[no_mangle]
+pub unsafe extern "C" fn affi_demo_fail(
+    port: u64,
+    token: u64,
+    message: *const u8,
+    message_len: usize,
+    kind: *const u8,
+    kind_len: usize,
+) -> i64 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let message = unsafe { args::string(message, message_len) }?;
+        // SAFETY: forwarded contract.
+        let kind = unsafe { args::string(kind, kind_len) }?;
+        Ok(spawn(Runtime::Tokio, port, token, async move { Err(Error::new(kind, message)) })? as i64)
+    })
+}
+
+/// `demo.panic(message)`: panics inside the Rust future.
+///
+/// # Safety
+/// `message` must be readable for `message_len` bytes during the call.
+#[no_mangle]
+pub unsafe extern "C" fn affi_demo_panic(
+    port: u64,
+    token: u64,
+    message: *const u8,
+    message_len: usize,
+) -> i64 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let message = unsafe { args::string(message, message_len) }?;
+        let task = spawn(Runtime::Tokio, port, token, async move {
+            if !message.is_empty() {
+                panic!("{message}");
+            }
+            Ok(Value::None)
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.pending(runtime=...)`: never completes (until cancelled).
+#[no_mangle]
+pub extern "C" fn affi_demo_pending(port: u64, token: u64, runtime_id: u32) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let task = spawn(rt, port, token, async move {
+            std::future::pending::<()>().await;
+            Ok(Value::None)
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.cpu(n)`: `sum(range(n))` computed on tokio's blocking pool.
+#[no_mangle]
+pub extern "C" fn affi_demo_cpu(port: u64, token: u64, n: u64) -> i64 {
+    guard(|| {
+        let task = spawn(Runtime::Tokio, port, token, async move {
+            let sum = tokio::task::spawn_blocking(move || {
+                // A loop rather than the closed form: this is meant to burn CPU.
+                let mut sum: u128 = 0;
+                for i in 0..n {
+                    sum += u128::from(std::hint::black_box(i));
+                }
+                sum
+            })
+            .await
+            .map_err(|e| Error::new("join", e.to_string()))?;
+            i64::try_from(sum)
+                .map(Value::Int)
+                .map_err(|_| Error::new("overflow", format!("sum(range({n})) does not fit in 64 bits")))
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.tick(interval, count)`: sleeps `interval` seconds `count` times on tokio and returns
+/// the observed offsets (seconds since the start) of each wake-up.
+#[no_mangle]
+pub extern "C" fn affi_demo_tick(port: u64, token: u64, interval: f64, count: u32) -> i64 {
+    guard(|| {
+        let interval = duration(interval)?;
+        let task = spawn(Runtime::Tokio, port, token, async move {
+            let start = Instant::now();
+            let mut offsets = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                tokio::time::sleep(interval).await;
+                offsets.push(Value::Float(start.elapsed().as_secs_f64()));
+            }
+            Ok(Value::List(offsets))
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// The state behind `demo.Counter`.
+#[derive(Default)]
+struct Counter {
+    total: AtomicI64,
+}
+
+/// `demo.Counter()`: a new opaque counter object; returns its handle (> 0).
+#[no_mangle]
+pub extern "C" fn affi_demo_counter_new() -> i64 {
+    guard(|| Ok(object::register(std::sync::Arc::new(Counter::default())) as i64))
+}
+
+/// `await counter.add(n)`: adds `n` and returns the new total (RustError "overflow" if it would
+/// leave 64 bits).
+#[no_mangle]
+pub extern "C" fn affi_demo_counter_add(port: u64, token: u64, counter: u64, n: i64) -> i64 {
+    guard(|| {
+        let counter = object::get::<Counter>(counter)?;
+        let task = spawn(Runtime::Tokio, port, token, async move {
+            let mut current = counter.total.load(Ordering::Relaxed);
+            loop {
+                let next = current.checked_add(n).ok_or_else(|| {
+                    Error::new("overflow", format!("{current} + {n} does not fit in 64 bits"))
+                })?;
+                match counter.total.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+                    Ok(_) => return Ok(Value::Int(next)),
+                    Err(seen) => current = seen,
+                }
+            }
+        })?;
+        Ok(task as i64)
+    })
+}
