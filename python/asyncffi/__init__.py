@@ -1,1 +1,30 @@
-"""asyncffi"""
+"""asyncffi: async Rust and Python's asyncio awaiting each other over a plain C ABI.
+
+Rust functions exported from a cdylib return awaitables (``RustCall``) that run their future
+on tokio or async-std and resolve on the calling event loop. See ``asyncffi.demo`` for the
+built-in functions and the README for how it works.
+"""
+
+from . import demo as demo
+from ._call import RustCall as RustCall
+from ._errors import ClosedError as ClosedError
+from ._errors import Error as Error
+from ._errors import RustError as RustError
+from ._errors import RustPanic as RustPanic
+from ._object import RustObject as RustObject
+from ._runtime import configure as configure
+from ._runtime import stats as stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClosedError",
+    "Error",
+    "RustCall",
+    "RustError",
+    "RustObject",
+    "RustPanic",
+    "configure",
+    "demo",
+    "stats",
+]

@@ -1,0 +1,114 @@
+"""``RustCall``: the awaitable an exported Rust function returns.
+
+Calling an exported function only checks and converts its arguments; nothing runs in Rust
+until the call is first awaited. Then it binds to the running loop (so ``asyncio.run(f())``
+works), spawns the Rust future and waits on an ordinary asyncio future that the loop's port
+resolves. A ``RustCall`` is a coroutine in asyncio's eyes (``asyncio.iscoroutine`` is true):
+``await`` it, pass it to ``asyncio.run``, ``create_task`` or ``gather``.
+
+Cancellation: cancelling the task that awaits a ``RustCall`` (``task.cancel()``,
+``asyncio.wait_for``, ``asyncio.timeout``, loop shutdown) cancels the Rust task, which drops
+its future on its runtime at the next poll. Closing an unawaited ``RustCall`` does nothing:
+no Rust work was started.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+from asyncio import Future, get_running_loop
+from typing import Any, Callable, Generator, Generic, Optional, Tuple, TypeVar
+
+from ._errors import status_error
+from ._port import Port, current_port
+from ._loader import lib
+
+T = TypeVar("T")
+
+_cancel = lib.affi_task_cancel
+
+
+class RustCall(Generic[T]):
+    """An awaitable call of an exported Rust function. Await it once.
+
+    Thread safety: await it on one event loop; the Rust future runs on its runtime's threads
+    and reports back to that loop only.
+    """
+
+    __slots__ = ("_fn", "_args", "_fut", "_port", "_token", "_task")
+
+    def __init__(self, fn: Callable[..., int], args: Tuple[Any, ...]) -> None:
+        self._fn = fn
+        self._args = args
+        self._fut: Optional[Future[T]] = None
+        self._port: Optional[Port] = None
+        self._token = 0
+        self._task = 0
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self  # type: ignore[return-value]
+
+    def __iter__(self) -> RustCall[T]:
+        return self
+
+    def __next__(self) -> Any:
+        fut = self._fut
+        if fut is None:
+            return self._start()
+        if not fut.done():
+            raise RuntimeError("await wasn't used with future")
+        raise StopIteration(fut.result())
+
+    def send(self, value: None) -> Any:
+        """Coroutine protocol: resume (asyncio sends ``None``)."""
+        if value is not None and self._fut is None:
+            raise TypeError("can't send non-None value to a just-started RustCall")
+        return self.__next__()
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Coroutine protocol: an exception (usually ``CancelledError``) delivered while
+        waiting. Cancels the Rust task if it is still running, then raises it."""
+        self._abandon()
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        if tb is not None:
+            val = val.with_traceback(tb)
+        raise val
+
+    def close(self) -> None:
+        """Coroutine protocol: cancels the Rust task if it is still running."""
+        self._abandon()
+
+    def _start(self) -> Future[T]:
+        loop = get_running_loop()
+        port = current_port()
+        token = next(port.tokens)
+        task = self._fn(port.id, token, *self._args)
+        if task < 0:
+            raise status_error(task)
+        fut: Future[T] = loop.create_future()
+        port.pending[token] = fut
+        self._fut = fut
+        self._port = port
+        self._token = token
+        self._task = task
+        self._args = ()
+        fut._asyncio_future_blocking = True
+        return fut
+
+    def _abandon(self) -> None:
+        port = self._port
+        if port is not None and port.pending.pop(self._token, None) is not None:
+            _cancel(self._task)
+
+    def __repr__(self) -> str:
+        name = getattr(self._fn, "__name__", "rust function")
+        if self._fut is None:
+            where = "not started"
+        elif self._fut.done():
+            where = "done"
+        else:
+            where = f"running as task {self._task:#x}"
+        return f"<RustCall {name} {where}>"
+
+
+collections.abc.Coroutine.register(RustCall)

@@ -1,0 +1,262 @@
+"""One completion port per running event loop: where Rust outcomes become future results.
+
+A port is opened lazily by the first call on a loop. Calls register ``token -> future`` in
+``pending``; when the Rust port's queue goes from empty to non-empty it wakes the loop, once,
+and ``drain`` then resolves every queued future in batches of ``BATCH`` with one C call each.
+
+Wake strategies:
+
+- ``threadsafe``: the Rust notifier thread calls ``_on_wake`` (a cffi callback, created once),
+  which schedules ``drain`` with ``loop.call_soon_threadsafe``.
+- ``fd``: the port's eventfd is watched with ``loop.add_reader(fd, drain)``; no Python code
+  runs off the loop thread. Loops without ``add_reader`` fall back to ``threadsafe``.
+
+Closing the loop closes its port (asyncffi wraps ``loop.close`` on the loops it serves, and a
+finalizer covers loops that are garbage-collected unclosed): the Rust tasks bound to it are
+cancelled and queued payloads freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import weakref
+from typing import Any, Callable, Dict, Optional
+
+from ._errors import ClosedError, RustError, RustPanic, check
+from ._loader import ffi, lib
+from ._runtime import state
+from ._values import (
+    TAG_BOOL,
+    TAG_BYTES,
+    TAG_FLOAT,
+    TAG_INT,
+    TAG_NONE,
+    TAG_OBJECT,
+    TAG_STR,
+    bytes_at,
+    text_at,
+    unpack,
+)
+
+#: Completions copied out per drain call.
+BATCH = 256
+
+OK = lib.AFFI_OUTCOME_OK
+ERROR = lib.AFFI_OUTCOME_ERROR
+PANIC = lib.AFFI_OUTCOME_PANIC
+
+_drain = lib.affi_port_drain
+_release = lib.affi_port_release
+
+#: Open ports by id, for the wake callback.
+_ports: Dict[int, "Port"] = {}
+#: Open ports by loop.
+_by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Port]" = weakref.WeakKeyDictionary()
+#: The last port used on this thread (the running loop's, almost always).
+_local = threading.local()
+
+
+class Port:
+    """The completion port of one event loop. Used only on that loop's thread, except
+    ``close`` (also called by finalizers and at exit)."""
+
+    __slots__ = ("id", "loop_ref", "pending", "tokens", "wake", "fd", "closed", "_buf")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, wake: str) -> None:
+        self.loop_ref = weakref.ref(loop)
+        self.pending: Dict[int, asyncio.Future[Any]] = {}
+        self.tokens = itertools.count(1)
+        self.closed = False
+        self.fd = -1
+        self._buf = ffi.new("AffiCompletion[]", BATCH)
+        if wake == "fd":
+            self.id = check(lib.affi_port_open(lib.AFFI_WAKE_FD))
+            self.fd = check(lib.affi_port_fd(self.id))
+            try:
+                loop.add_reader(self.fd, self.drain)
+            except NotImplementedError:  # e.g. Windows' proactor loop
+                lib.affi_port_close(self.id)
+                self.fd = -1
+                wake = "threadsafe"
+        if wake == "threadsafe":
+            _install_wake_callback()
+            self.id = check(lib.affi_port_open(lib.AFFI_WAKE_THREADSAFE))
+        self.wake = wake
+        _ports[self.id] = self
+
+    def drain(self) -> None:
+        """Resolves the futures of every queued completion. Runs on the loop thread."""
+        buf = self._buf
+        pending = self.pending
+        pid = self.id
+        while True:
+            n = _drain(pid, buf, BATCH)
+            if n <= 0:
+                return
+            held = False
+            for i in range(n):
+                c = buf[i]
+                fut = pending.pop(c.token, None)
+                tag = c.tag
+                if tag >= TAG_BYTES:
+                    if tag == TAG_OBJECT:
+                        if fut is None:  # abandoned: nobody will wrap the object
+                            lib.affi_object_free(c.int_value)
+                            continue
+                    else:
+                        held = True
+                if fut is None:
+                    continue
+                status = c.status
+                try:
+                    if status == OK:
+                        if tag == TAG_INT:
+                            fut.set_result(c.int_value)
+                        elif tag == TAG_NONE:
+                            fut.set_result(None)
+                        elif tag == TAG_FLOAT:
+                            fut.set_result(c.float_value)
+                        elif tag == TAG_BOOL:
+                            fut.set_result(c.int_value != 0)
+                        elif tag == TAG_STR:
+                            fut.set_result(text_at(c.data, c.len))
+                        elif tag == TAG_BYTES:
+                            fut.set_result(bytes_at(c.data, c.len))
+                        elif tag == TAG_OBJECT:
+                            fut.set_result(_wrap_object(c.int_value))
+                        else:
+                            fut.set_result(unpack(c.data, c.len))
+                    elif status == ERROR:
+                        kind, message = unpack(c.data, c.len)
+                        fut.set_exception(RustError(message, kind))
+                    elif status == PANIC:
+                        fut.set_exception(RustPanic(text_at(c.data, c.len)))
+                    else:
+                        fut.set_exception(
+                            ClosedError("the Rust task was dropped: its runtime shut down")
+                        )
+                except Exception as exc:  # a value Python cannot rebuild: fail that call only
+                    if not fut.done():
+                        fut.set_exception(exc)
+            if held:
+                _release(pid)
+            if n < BATCH:
+                return
+
+    def close(self) -> None:
+        """Closes the port: cancels its Rust tasks and frees what is queued. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        _ports.pop(self.id, None)
+        loop = self.loop_ref()
+        if loop is not None:
+            if _by_loop.get(loop) is self:
+                del _by_loop[loop]
+            if self.fd >= 0 and not loop.is_closed():
+                try:
+                    loop.remove_reader(self.fd)
+                except Exception:  # the loop is going away; the fd is the port's to close
+                    pass
+        lib.affi_port_close(self.id)
+        self.pending.clear()
+
+
+def current_port() -> Port:
+    """The running loop's port, opened on first use.
+
+    :raises RuntimeError: no running event loop, or asyncffi has shut down.
+    """
+    loop = asyncio.get_running_loop()
+    port: Optional[Port] = getattr(_local, "port", None)
+    if port is not None and port.loop_ref() is loop and not port.closed:
+        return port
+    port = _by_loop.get(loop)
+    if port is None or port.closed:
+        port = _open(loop)
+    _local.port = port
+    return port
+
+
+def _open(loop: asyncio.AbstractEventLoop) -> Port:
+    with state.lock:
+        if state.shut_down:
+            raise RuntimeError("asyncffi has shut down: the interpreter is exiting")
+        state.ports_opened = True
+        wake = state.wake
+    if loop.is_closed():
+        raise RuntimeError("the event loop is closed")
+    port = Port(loop, wake)
+    _by_loop[loop] = port
+    _hook_close(loop, port)
+    return port
+
+
+def _hook_close(loop: asyncio.AbstractEventLoop, port: Port) -> None:
+    """Makes ``loop.close()`` close ``port`` first; a finalizer covers loops that refuse the
+    hook (no instance ``__dict__``) or are collected unclosed."""
+    loop_ref = port.loop_ref
+    original = loop.close
+
+    def close() -> None:
+        lp = loop_ref()
+        if lp is not None and not lp.is_running():
+            port.close()
+        original()
+
+    try:
+        loop.close = close  # type: ignore[method-assign]
+    except (AttributeError, TypeError):
+        pass
+    weakref.finalize(loop, port.close)
+
+
+def forget_all() -> None:
+    """At exit: marks every port closed on the Python side (Rust closes them all at once)."""
+    for port in list(_ports.values()):
+        port.closed = True
+        port.pending.clear()
+    _ports.clear()
+
+
+# --- the threadsafe wake -------------------------------------------------------------------
+
+_wake_callback: Optional[Any] = None
+_wake_lock = threading.Lock()
+
+
+def _on_wake(port_id: int) -> None:
+    """Called on the Rust notifier thread (never a runtime worker) with the GIL taken by cffi."""
+    port = _ports.get(port_id)
+    if port is None:
+        return
+    loop = port.loop_ref()
+    if loop is None:
+        return
+    try:
+        loop.call_soon_threadsafe(port.drain)
+    except RuntimeError:  # the loop closed; its close hook or finalizer closes the port
+        pass
+
+
+def _wake_error(exc_type: Any, exc: Any, tb: Any) -> None:
+    """Never let the callback print from the notifier thread (it may run during shutdown)."""
+
+
+def _install_wake_callback() -> None:
+    global _wake_callback
+    with _wake_lock:
+        if _wake_callback is None:
+            # Created once and kept for the life of the process: cffi callbacks must outlive
+            # every call through them.
+            cb: Callable[[int], None] = _on_wake
+            _wake_callback = ffi.callback("void(*)(uint64_t)", cb, onerror=_wake_error)
+            check(lib.affi_set_wake_callback(_wake_callback))
+
+
+def _wrap_object(handle: int) -> Any:
+    from ._object import RustObject
+
+    return RustObject._adopt(handle)

@@ -1,0 +1,138 @@
+"""Python values to C arguments and back.
+
+Scalars travel as plain C scalars; ``bytes`` and ``str`` as a pointer to their UTF-8 bytes;
+lists and dicts as one MessagePack buffer (packed here with ``msgpack``, decoded by the Rust
+codec). Everything is checked before it crosses: wrong types raise ``TypeError``, ints outside
+the signed 64-bit range ``OverflowError``, text that is not valid Unicode ``UnicodeEncodeError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Tuple, Union
+
+import msgpack
+
+from ._loader import ffi, lib
+
+I64_MIN = -(1 << 63)
+I64_MAX = (1 << 63) - 1
+U64_MAX = (1 << 64) - 1
+
+TAG_NONE = lib.AFFI_TAG_NONE
+TAG_BOOL = lib.AFFI_TAG_BOOL
+TAG_INT = lib.AFFI_TAG_INT
+TAG_FLOAT = lib.AFFI_TAG_FLOAT
+TAG_BYTES = lib.AFFI_TAG_BYTES
+TAG_STR = lib.AFFI_TAG_STR
+TAG_PACKED = lib.AFFI_TAG_PACKED
+TAG_OBJECT = lib.AFFI_TAG_OBJECT
+
+NULL = ffi.NULL
+
+#: ``(tag, int_value, float_value, data, len)``: a value as five C arguments.
+ValueArgs = Tuple[int, int, float, Union[bytes, Any], int]
+
+_EXPECTED = "None, bool, int, float, bytes, str, list or dict"
+
+
+def i64(value: object, name: str) -> int:
+    """``value`` as a signed 64-bit int, or ``TypeError`` / ``OverflowError``."""
+    if type(value) is not int:
+        if isinstance(value, float) or not hasattr(value, "__index__"):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        value = value.__index__()  # type: ignore[attr-defined]
+    if not I64_MIN <= value <= I64_MAX:  # type: ignore[operator]
+        raise OverflowError(f"{name}={value} does not fit in a signed 64-bit int")
+    return value  # type: ignore[return-value]
+
+
+def u64(value: object, name: str) -> int:
+    """``value`` as an unsigned 64-bit int."""
+    if type(value) is not int:
+        if isinstance(value, float) or not hasattr(value, "__index__"):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        value = value.__index__()  # type: ignore[attr-defined]
+    if value < 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    if value > U64_MAX:  # type: ignore[operator]
+        raise OverflowError(f"{name}={value} does not fit in an unsigned 64-bit int")
+    return value  # type: ignore[return-value]
+
+
+def seconds(value: object, name: str = "seconds") -> float:
+    """``value`` as a float number of seconds (the Rust side checks the range)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+
+
+def text(value: object, name: str) -> bytes:
+    """``value`` (a str) as UTF-8 bytes."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value.encode("utf-8")
+
+
+def _pack_default(obj: object) -> Any:
+    raise TypeError(f"cannot pass a {type(obj).__name__} to Rust: expected {_EXPECTED}")
+
+
+def value_args(value: object) -> ValueArgs:
+    """``value`` as the five C arguments of an ``AffiTag``-tagged value."""
+    t = type(value)
+    if t is int:
+        if not I64_MIN <= value <= I64_MAX:  # type: ignore[operator]
+            raise OverflowError(f"int {value} does not fit in a signed 64-bit int")
+        return (TAG_INT, value, 0.0, NULL, 0)  # type: ignore[return-value]
+    if t is float:
+        return (TAG_FLOAT, 0, value, NULL, 0)  # type: ignore[return-value]
+    if t is str:
+        data = value.encode("utf-8")  # type: ignore[attr-defined]
+        return (TAG_STR, 0, 0.0, data, len(data))
+    if value is None:
+        return (TAG_NONE, 0, 0.0, NULL, 0)
+    if t is bool:
+        return (TAG_BOOL, int(value), 0.0, NULL, 0)  # type: ignore[call-overload]
+    if t is bytes:
+        return (TAG_BYTES, 0, 0.0, value, len(value))  # type: ignore[arg-type]
+    if t is list or t is dict or t is tuple:
+        try:
+            data = msgpack.packb(value, use_bin_type=True, default=_pack_default, datetime=False)
+        except OverflowError:
+            raise OverflowError(
+                "an int in the value does not fit in a signed 64-bit int"
+            ) from None
+        except ValueError as e:  # msgpack: too deep or too large
+            raise ValueError(f"cannot pass the value to Rust: {e}") from None
+        return (TAG_PACKED, 0, 0.0, data, len(data))
+    # Subclasses of the supported types (IntEnum, str subclasses, bytearray, ...).
+    if isinstance(value, bool):
+        return (TAG_BOOL, int(value), 0.0, NULL, 0)
+    if isinstance(value, int):
+        return value_args(int(value))
+    if isinstance(value, float):
+        return value_args(float(value))
+    if isinstance(value, str):
+        return value_args(str(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return value_args(bytes(value))
+    if isinstance(value, (list, tuple)):
+        return value_args(list(value))
+    if isinstance(value, dict):
+        return value_args(dict(value))
+    raise TypeError(f"cannot pass a {t.__name__} to Rust: expected {_EXPECTED}")
+
+
+def unpack(data: Any, size: int) -> Any:
+    """Decodes a packed container at ``data``."""
+    return msgpack.unpackb(ffi.buffer(data, size), raw=False, strict_map_key=False)
+
+
+def text_at(data: Any, size: int) -> str:
+    """The UTF-8 text at ``data``."""
+    return str(ffi.buffer(data, size), "utf-8")
+
+
+def bytes_at(data: Any, size: int) -> bytes:
+    """The bytes at ``data``."""
+    return ffi.buffer(data, size)[:]  # type: ignore[no-any-return]

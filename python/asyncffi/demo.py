@@ -1,0 +1,86 @@
+"""Built-in Rust functions, implemented in ``rust/native``: the demo, the tests and the
+benchmarks use them, and they show what an exported function looks like from Python.
+
+Every function checks its arguments when called (``TypeError``, ``ValueError``,
+``OverflowError``) and returns a ``RustCall``: nothing runs in Rust until it is awaited.
+``runtime`` is ``"tokio"`` (default) or ``"async-std"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from ._call import RustCall
+from ._loader import lib
+from ._object import RustObject
+from ._runtime import runtime_id
+from ._values import i64, seconds as as_seconds, text, u64, value_args
+
+__all__ = ["sleep", "echo", "add", "fail", "panic", "pending", "cpu", "tick", "Counter"]
+
+
+def sleep(seconds: float, *, runtime: str = "tokio") -> RustCall[None]:
+    """Sleeps ``seconds`` on the runtime's timer; the event loop stays free meanwhile.
+
+    :raises ValueError: negative, NaN or infinite ``seconds`` (when awaited).
+    """
+    return RustCall(lib.affi_demo_sleep, (as_seconds(seconds), runtime_id(runtime)))
+
+
+def echo(value: Any, *, runtime: str = "tokio") -> RustCall[Any]:
+    """Returns ``value`` after a round trip through Rust (tuples come back as lists)."""
+    return RustCall(lib.affi_demo_echo, (*value_args(value), runtime_id(runtime)))
+
+
+def add(a: int, b: int) -> RustCall[int]:
+    """``a + b`` in Rust; ``RustError`` of kind ``"overflow"`` if it leaves 64 bits."""
+    return RustCall(lib.affi_demo_add, (i64(a, "a"), i64(b, "b")))
+
+
+def fail(message: str, *, kind: str = "demo") -> RustCall[Any]:
+    """Raises ``RustError(message)`` with ``.kind == kind`` from Rust."""
+    m, k = text(message, "message"), text(kind, "kind")
+    return RustCall(lib.affi_demo_fail, (m, len(m), k, len(k)))
+
+
+def panic(message: str) -> RustCall[Any]:
+    """Panics in the Rust future; raises ``RustPanic(message)``."""
+    m = text(message, "message") or b"explicit panic"
+    return RustCall(lib.affi_demo_panic, (m, len(m)))
+
+
+def pending(*, runtime: str = "tokio") -> RustCall[Any]:
+    """Never completes: a Rust future to cancel."""
+    return RustCall(lib.affi_demo_pending, (runtime_id(runtime),))
+
+
+def cpu(n: int) -> RustCall[int]:
+    """``sum(range(n))``, computed by a loop on tokio's blocking pool."""
+    return RustCall(lib.affi_demo_cpu, (u64(n, "n"),))
+
+
+def tick(interval: float, count: int) -> RustCall[List[float]]:
+    """Sleeps ``interval`` seconds ``count`` times on tokio; returns the observed offsets (in
+    seconds since the start) of each wake-up."""
+    count = u64(count, "count")
+    if count > 0xFFFF_FFFF:
+        raise OverflowError(f"count={count} does not fit in 32 bits")
+    return RustCall(lib.affi_demo_tick, (as_seconds(interval, "interval"), count))
+
+
+class Counter(RustObject):
+    """An opaque Rust counter: ``await counter.add(n)`` returns the running total."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        from ._errors import check
+
+        super().__init__(check(lib.affi_demo_counter_new()))
+
+    def add(self, n: int) -> RustCall[int]:
+        """Adds ``n`` in Rust and returns the new total.
+
+        :raises ClosedError: the counter is closed.
+        """
+        return RustCall(lib.affi_demo_counter_add, (self.handle, i64(n, "n")))
