@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Optional, Type, TypeVar
 
-from ._errors import ClosedError
+from ._errors import ClosedError, check
 from ._loader import lib
 
 O = TypeVar("O", bound="RustObject")
@@ -50,10 +50,13 @@ class RustObject:
         return not self._handle
 
     def close(self) -> None:
-        """Releases the Rust object (once operations in flight finish). Idempotent."""
+        """Releases the Rust object (once operations in flight finish). Idempotent.
+
+        :raises ClosedError: the handle was already freed through another wrapper.
+        """
         handle, self._handle = self._handle, 0
         if handle:
-            _free(handle)
+            check(_free(handle))
 
     def __enter__(self: O) -> O:
         self.handle  # raises if closed
@@ -68,8 +71,10 @@ class RustObject:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_handle", 0):
-            self.close()
+        handle = getattr(self, "_handle", 0)
+        if handle:
+            self._handle = 0
+            _free(handle)  # a stale handle only returns an error code: nothing to report
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"handle {self._handle:#x}"

@@ -145,24 +145,30 @@ pub extern "C" fn affi_demo_pending(port: u64, token: u64, runtime_id: u32) -> i
     })
 }
 
-/// `demo.cpu(n)`: `sum(range(n))` computed on tokio's blocking pool.
+/// `demo.cpu(n)`: `sum(range(n))` computed by a loop on tokio's blocking pool; a RustError of
+/// kind "overflow" (at once, without looping) if the sum leaves 64 bits.
 #[no_mangle]
 pub extern "C" fn affi_demo_cpu(port: u64, token: u64, n: u64) -> i64 {
     guard(|| {
         let task = spawn(Runtime::Tokio, port, token, async move {
+            let closed_form = u128::from(n) * u128::from(n.saturating_sub(1)) / 2;
+            if closed_form > i64::MAX as u128 {
+                return Err(Error::new(
+                    "overflow",
+                    format!("sum(range({n})) does not fit in 64 bits"),
+                ));
+            }
             let sum = tokio::task::spawn_blocking(move || {
                 // A loop rather than the closed form: this is meant to burn CPU.
-                let mut sum: u128 = 0;
+                let mut sum: i64 = 0;
                 for i in 0..n {
-                    sum += u128::from(std::hint::black_box(i));
+                    sum = sum.wrapping_add(std::hint::black_box(i as i64));
                 }
                 sum
             })
             .await
             .map_err(|e| Error::new("join", e.to_string()))?;
-            i64::try_from(sum)
-                .map(Value::Int)
-                .map_err(|_| Error::new("overflow", format!("sum(range({n})) does not fit in 64 bits")))
+            Ok(Value::Int(sum))
         })?;
         Ok(task as i64)
     })

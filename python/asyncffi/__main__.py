@@ -1,0 +1,109 @@
+"""``python -m asyncffi demo``: watch Rust futures being awaited from asyncio.
+
+Options: ``--loop uvloop`` runs the demo on uvloop, ``--wake fd`` uses the eventfd wake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any, Awaitable, Callable, Optional
+
+import asyncffi
+from asyncffi import demo
+
+
+def _line(label: str, detail: str) -> None:
+    print(f"  {label:<44} {detail}", flush=True)
+
+
+async def _timed(awaitable: Awaitable[Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = await awaitable
+    return result, time.perf_counter() - start
+
+
+async def run_demo() -> None:
+    print(f"asyncffi {asyncffi.__version__}: asyncio awaiting Rust futures over a C ABI\n")
+
+    for runtime in ("tokio", "async-std"):
+        _, took = await _timed(demo.sleep(0.2, runtime=runtime))
+        _line(f"await demo.sleep(0.2, runtime={runtime!r})", f"{took * 1000:7.1f} ms")
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.ensure_future(ticker())
+    _, took = await _timed(asyncio.gather(*(demo.sleep(1.0) for _ in range(10_000))))
+    ticking.cancel()
+    _line("10 000 concurrent demo.sleep(1.0)", f"{took * 1000:7.1f} ms in all")
+    _line("  asyncio ticks (every 10 ms) meanwhile", f"{ticks:7d}  (the loop stayed free)")
+
+    value = {"a": [1, 2.5, b"x", None, True, "é"]}
+    echoed, took = await _timed(demo.echo(value))
+    _line(f"await demo.echo({value!r})", "round-trips" if echoed == value else f"MISMATCH {echoed!r}")
+
+    total, took = await _timed(demo.cpu(50_000_000))
+    _line("await demo.cpu(50_000_000) (blocking pool)", f"{took * 1000:7.1f} ms -> {total}")
+
+    before = asyncffi.stats()["cancelled"]
+    task = asyncio.ensure_future(demo.pending())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await asyncio.sleep(0.01)
+    dropped = asyncffi.stats()["cancelled"] - before
+    _line("cancel a never-ending Rust future", f"CancelledError; Rust futures dropped: {dropped}")
+
+    try:
+        await demo.add(2**63 - 1, 1)
+    except asyncffi.RustError as e:
+        _line("await demo.add(2**63 - 1, 1)", f"RustError(kind={e.kind!r}): {e}")
+
+    with demo.Counter() as counter:
+        await counter.add(40)
+        total = await counter.add(2)
+    _line("Counter(): an opaque Rust object", f"total {total}, then closed")
+
+    live = {k: v for k, v in asyncffi.stats().items() if k.startswith("live_")}
+    print(f"\nlive counters: {live}")
+
+
+def _loop_factory(name: str) -> Optional[Callable[[], asyncio.AbstractEventLoop]]:
+    if name == "asyncio":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asyncffi")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo_cmd = sub.add_parser("demo", help="await Rust futures from asyncio and show it")
+    demo_cmd.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    demo_cmd.add_argument("--wake", choices=["threadsafe", "fd"], default="threadsafe")
+    args = parser.parse_args(argv)
+
+    asyncffi.configure(wake=args.wake)
+    factory = _loop_factory(args.loop)
+    loop = factory() if factory else asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run_demo())
+    finally:
+        loop.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

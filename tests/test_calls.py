@@ -1,0 +1,166 @@
+"""Awaiting Rust futures: sleeps, results, errors, panics, objects and the call protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+
+import pytest
+
+import asyncffi
+from asyncffi import demo
+
+
+async def test_sleep_lets_the_loop_run(runtime: str, wake: str) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    t = asyncio.ensure_future(ticker())
+    start = time.perf_counter()
+    assert await demo.sleep(0.1, runtime=runtime) is None
+    took = time.perf_counter() - start
+    t.cancel()
+    assert took >= 0.1
+    assert ticks >= 5, "the event loop was blocked while Rust slept"
+
+
+async def test_ten_thousand_concurrent_sleeps_take_about_one_sleep(runtime: str, wake: str) -> None:
+    start = time.perf_counter()
+    results = await asyncio.gather(*(demo.sleep(1.0, runtime=runtime) for _ in range(10_000)))
+    took = time.perf_counter() - start
+    assert results == [None] * 10_000
+    # 10 000 sequential sleeps would take 10 000 s; concurrently they take about one.
+    assert 1.0 <= took < 6.0
+
+
+async def test_results_resolve_the_right_futures(wake: str) -> None:
+    values = await asyncio.gather(*(demo.add(i, i) for i in range(2_000)))
+    assert values == [2 * i for i in range(2_000)]
+
+
+def test_asyncio_run_accepts_a_call_directly() -> None:
+    call = demo.sleep(0)
+    assert asyncio.iscoroutine(call)
+    assert asyncio.run(call) is None
+    assert asyncio.run(demo.add(20, 22)) == 42
+
+
+def test_calls_bind_when_awaited_not_when_created() -> None:
+    call = demo.add(1, 2)  # no running loop here: nothing is spawned yet
+    spawned = asyncffi.stats()["spawned"]
+    assert "not started" in repr(call)
+    assert asyncio.run(call) == 3
+    assert asyncffi.stats()["spawned"] == spawned + 1
+
+
+def test_an_unawaited_call_starts_no_rust_work() -> None:
+    spawned = asyncffi.stats()["spawned"]
+    call = demo.sleep(10)
+    call.close()
+    del call
+    assert asyncffi.stats()["spawned"] == spawned
+
+
+async def test_rust_errors_carry_kind_and_message() -> None:
+    with pytest.raises(asyncffi.RustError, match="^disk on fire$") as info:
+        await demo.fail("disk on fire", kind="io")
+    assert info.value.kind == "io"
+    assert isinstance(info.value, asyncffi.Error)
+    with pytest.raises(asyncffi.RustError, match="does not fit in 64 bits") as info:
+        await demo.add(2**63 - 1, 1)
+    assert info.value.kind == "overflow"
+
+
+async def test_panics_become_rust_panic_and_the_process_lives() -> None:
+    panicked = asyncffi.stats()["panicked"]
+    with pytest.raises(asyncffi.RustPanic, match="^kaboom é$"):
+        await demo.panic("kaboom é")
+    assert asyncffi.stats()["panicked"] == panicked + 1
+    assert await demo.add(1, 1) == 2
+
+
+async def test_cpu_work_runs_on_the_blocking_pool() -> None:
+    assert await demo.cpu(1_000_000) == sum(range(1_000_000))
+    assert await demo.cpu(0) == 0
+    with pytest.raises(asyncffi.RustError, match="does not fit") as info:
+        await demo.cpu(2**64 - 1)  # the sum leaves 64 bits long before the loop would end
+    assert info.value.kind == "overflow"
+
+
+async def test_tick_reports_offsets() -> None:
+    offsets = await demo.tick(0.01, 5)
+    assert len(offsets) == 5
+    assert all(b > a for a, b in zip(offsets, offsets[1:]))
+    assert offsets[0] >= 0.01
+
+
+async def test_counter_object_keeps_state_and_closes(runtime: str) -> None:
+    counter = demo.Counter()
+    assert asyncffi.stats()["live_objects"] == 1
+    assert await counter.add(5) == 5
+    assert await asyncio.gather(*(counter.add(1) for _ in range(100))) is not None
+    assert await counter.add(0) == 105
+    counter.close()
+    assert counter.closed
+    assert asyncffi.stats()["live_objects"] == 0
+    with pytest.raises(asyncffi.ClosedError):
+        counter.add(1)
+    counter.close()  # idempotent
+
+
+async def test_counter_as_context_manager_and_gc_fallback() -> None:
+    with demo.Counter() as counter:
+        assert await counter.add(2) == 2
+    assert counter.closed
+    with pytest.raises(asyncffi.ClosedError):
+        with counter:
+            pass
+    demo.Counter()  # dropped at once: the garbage collector frees it
+    assert asyncffi.stats()["live_objects"] == 0
+
+
+async def test_an_object_closed_while_its_operation_runs_stays_alive_for_it() -> None:
+    counter = demo.Counter()
+    task = asyncio.ensure_future(counter.add(7))
+    await asyncio.sleep(0)  # the call has started: the Rust task holds the object
+    counter.close()
+    assert await task == 7
+
+
+async def test_stale_object_handles_raise_closed_error() -> None:
+    counter = demo.Counter()
+    call = counter.add(7)  # checked now, started when awaited
+    twin = asyncffi.RustObject(counter.handle)  # a second wrapper on the same handle
+    counter.close()
+    with pytest.raises(asyncffi.ClosedError, match="closed"):
+        await call
+    with pytest.raises(asyncffi.ClosedError, match="already closed"):
+        twin.close()  # freeing a stale handle is an error, not a crash
+    assert twin.closed
+
+
+async def test_rust_call_is_a_coroutine_for_asyncio() -> None:
+    call = demo.add(1, 1)
+    assert asyncio.iscoroutine(call)
+    assert not inspect.iscoroutine(call)  # not a native coroutine, yet asyncio drives it
+    task = asyncio.ensure_future(call)
+    assert await task == 2
+    assert "done" in repr(call)
+
+
+def test_awaiting_outside_an_event_loop_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        demo.add(1, 1).send(None)
+
+
+async def test_a_call_awaited_twice_returns_its_result_again() -> None:
+    call = demo.add(2, 2)
+    assert await call == 4
+    with pytest.raises(StopIteration):
+        call.send(None)  # finished, like an exhausted coroutine
