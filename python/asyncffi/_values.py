@@ -73,8 +73,14 @@ def text(value: object, name: str) -> bytes:
     return value.encode("utf-8")
 
 
+def _unsupported(obj: object) -> TypeError:
+    return TypeError(f"cannot pass {type(obj).__name__!r} objects to Rust: expected {_EXPECTED}")
+
+
 def _pack_default(obj: object) -> Any:
-    raise TypeError(f"cannot pass a {type(obj).__name__} to Rust: expected {_EXPECTED}")
+    if isinstance(obj, int):  # msgpack hands over ints that do not fit in 64 bits
+        raise OverflowError(f"int {obj} does not fit in a signed 64-bit int")
+    raise _unsupported(obj)
 
 
 def value_args(value: object) -> ValueArgs:
@@ -98,10 +104,6 @@ def value_args(value: object) -> ValueArgs:
     if t is list or t is dict or t is tuple:
         try:
             data = msgpack.packb(value, use_bin_type=True, default=_pack_default, datetime=False)
-        except OverflowError:
-            raise OverflowError(
-                "an int in the value does not fit in a signed 64-bit int"
-            ) from None
         except ValueError as e:  # msgpack: too deep or too large
             raise ValueError(f"cannot pass the value to Rust: {e}") from None
         return (TAG_PACKED, 0, 0.0, data, len(data))
@@ -120,7 +122,7 @@ def value_args(value: object) -> ValueArgs:
         return value_args(list(value))
     if isinstance(value, dict):
         return value_args(dict(value))
-    raise TypeError(f"cannot pass a {t.__name__} to Rust: expected {_EXPECTED}")
+    raise _unsupported(value)
 
 
 def unpack(data: Any, size: int) -> Any:
