@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections.abc
 from asyncio import Future, get_running_loop
-from typing import Any, Callable, Generator, Generic, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generator, Generic, Optional, Tuple, TypeVar
 
 from ._errors import status_error
 from ._port import Port, current_port
@@ -100,8 +100,13 @@ class RustCall(Generic[T]):
         if port is not None and port.pending.pop(self._token, None) is not None:
             _cancel(self._task)
 
+    @property
+    def __name__(self) -> str:
+        """The exported C function's name (asyncio shows it in task reprs)."""
+        return _function_name(self._fn)
+
     def __repr__(self) -> str:
-        name = getattr(self._fn, "__name__", "rust function")
+        name = self.__name__
         if self._fut is None:
             where = "not started"
         elif self._fut.done():
@@ -112,3 +117,14 @@ class RustCall(Generic[T]):
 
 
 collections.abc.Coroutine.register(RustCall)
+
+_names: Dict[Any, str] = {}
+
+
+def _function_name(fn: Any) -> str:
+    """The C name of a function of the loaded library (cffi's function objects have none)."""
+    if not _names:
+        for name in dir(lib):
+            if name.startswith("affi_"):
+                _names[getattr(lib, name)] = name
+    return _names.get(fn, "rust function")
