@@ -97,12 +97,21 @@ async def test_unsupported_values_raise_clear_errors(bad: Any, error: type, matc
         await demo.echo(bad)
 
 
-async def test_too_deep_nesting_is_refused() -> None:
+@pytest.mark.parametrize("depth", [200, 600])
+async def test_too_deep_nesting_is_refused(depth: int) -> None:
     deep: Any = None
-    for _ in range(600):
+    for _ in range(depth):
         deep = [deep]
-    with pytest.raises(ValueError, match="deep"):
+    with pytest.raises(ValueError, match="deep|recursion"):
         await demo.echo(deep)
+    assert await demo.echo(deep_list(100)) == deep_list(100)
+
+
+def deep_list(depth: int) -> Any:
+    value: Any = None
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @pytest.mark.parametrize(

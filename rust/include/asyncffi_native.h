@@ -42,7 +42,8 @@ int64_t affi_demo_panic(uint64_t port,
 // `demo.pending(runtime=...)`: never completes (until cancelled).
 int64_t affi_demo_pending(uint64_t port, uint64_t token, uint32_t runtime_id);
 
-// `demo.cpu(n)`: `sum(range(n))` computed on tokio's blocking pool.
+// `demo.cpu(n)`: `sum(range(n))` computed by a loop on tokio's blocking pool; a RustError of
+// kind "overflow" (at once, without looping) if the sum leaves 64 bits.
 int64_t affi_demo_cpu(uint64_t port, uint64_t token, uint64_t n);
 
 // `demo.tick(interval, count)`: sleeps `interval` seconds `count` times on tokio and returns

@@ -10,8 +10,9 @@
 
 use crate::value::Value;
 
-/// Deepest nesting accepted (the `msgpack` package's own packer stops at 511).
-pub const MAX_DEPTH: usize = 512;
+/// Deepest nesting accepted: far beyond real data, and shallow enough that the recursive
+/// encoder and decoder stay well inside a 2 MiB thread stack even in debug builds.
+pub const MAX_DEPTH: usize = 128;
 
 /// Why a buffer could not be decoded (or a value encoded).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,11 +215,11 @@ impl<'a> Reader<'a> {
             0xca => Value::Float(f64::from(f32::from_be_bytes(self.array()?))),
             0xcb => Value::Float(f64::from_be_bytes(self.array()?)),
             0xa0..=0xbf => Value::Str(self.str((marker & 0x1f) as usize)?),
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let n = self.len(1 << (marker - 0xd9))?;
                 Value::Str(self.str(n)?)
             }
-            0xc4 | 0xc5 | 0xc6 => {
+            0xc4..=0xc6 => {
                 let n = self.len(1 << (marker - 0xc4))?;
                 Value::Bytes(self.take(n)?.to_vec())
             }
@@ -237,7 +238,11 @@ impl<'a> Reader<'a> {
                     "MessagePack extension types are not supported".into(),
                 ))
             }
-            0xc1 => return Err(CodecError::Invalid("invalid MessagePack marker 0xc1".into())),
+            0xc1 => {
+                return Err(CodecError::Invalid(
+                    "invalid MessagePack marker 0xc1".into(),
+                ))
+            }
         })
     }
 
@@ -362,8 +367,13 @@ mod tests {
         assert!(matches!(decode(&[0xc0, 0xc0]), Err(CodecError::Invalid(_))));
         assert!(matches!(decode(&[0xa2, b'a']), Err(CodecError::Invalid(_))));
         assert!(matches!(decode(&[0xa1, 0xff]), Err(CodecError::Invalid(_))));
-        assert!(matches!(decode(&[0x81, 0x01, 0xc0]), Err(CodecError::Type(m)) if m.contains("int")));
-        assert!(matches!(decode(&[0xd4, 0x01, 0x00]), Err(CodecError::Type(_))));
+        assert!(
+            matches!(decode(&[0x81, 0x01, 0xc0]), Err(CodecError::Type(m)) if m.contains("int"))
+        );
+        assert!(matches!(
+            decode(&[0xd4, 0x01, 0x00]),
+            Err(CodecError::Type(_))
+        ));
         // A forged element count larger than the buffer is refused before allocating.
         assert!(matches!(
             decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]),

@@ -61,7 +61,12 @@ pub extern "C" fn affi_configure(worker_threads: u32, flavor: u32) -> i32 {
         let flavor = match flavor {
             f if f == AffiFlavor::MultiThread as u32 => AffiFlavor::MultiThread,
             f if f == AffiFlavor::CurrentThread as u32 => AffiFlavor::CurrentThread,
-            _ => return Err(Failure::new(AffiStatus::ErrValue, format!("unknown flavor {flavor}"))),
+            _ => {
+                return Err(Failure::new(
+                    AffiStatus::ErrValue,
+                    format!("unknown flavor {flavor}"),
+                ))
+            }
         };
         runtime::tokio_rt::configure(runtime::tokio_rt::Config {
             worker_threads: worker_threads as usize,
@@ -88,7 +93,12 @@ pub extern "C" fn affi_port_open(wake: u32) -> i64 {
         let wake = match wake {
             w if w == AffiWake::Threadsafe as u32 => AffiWake::Threadsafe,
             w if w == AffiWake::Fd as u32 => AffiWake::Fd,
-            _ => return Err(Failure::new(AffiStatus::ErrValue, format!("unknown wake strategy {wake}"))),
+            _ => {
+                return Err(Failure::new(
+                    AffiStatus::ErrValue,
+                    format!("unknown wake strategy {wake}"),
+                ))
+            }
         };
         Port::open(wake).map(|id| id as i64)
     })

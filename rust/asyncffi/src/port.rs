@@ -163,7 +163,9 @@ impl Outcome {
     pub fn into_parts(self) -> (AffiOutcome, Payload) {
         let value = match self {
             Outcome::Done(Ok(value)) => value,
-            Outcome::Done(Err(e)) => return (AffiOutcome::Error, error_payload(&e.kind, &e.message)),
+            Outcome::Done(Err(e)) => {
+                return (AffiOutcome::Error, error_payload(&e.kind, &e.message))
+            }
             Outcome::Panic(message) => {
                 return (
                     AffiOutcome::Panic,
@@ -358,7 +360,13 @@ impl Port {
                     held.push(buffer);
                     (tag, 0, 0.0, ptr, len)
                 }
-                Payload::Object(o) => (AffiTag::Object, object::register(o) as i64, 0.0, std::ptr::null(), 0),
+                Payload::Object(o) => (
+                    AffiTag::Object,
+                    object::register(o) as i64,
+                    0.0,
+                    std::ptr::null(),
+                    0,
+                ),
             };
             *slot = AffiCompletion {
                 token: item.token,

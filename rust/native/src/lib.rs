@@ -78,9 +78,9 @@ pub unsafe extern "C" fn affi_demo_echo(
 pub extern "C" fn affi_demo_add(port: u64, token: u64, a: i64, b: i64) -> i64 {
     guard(|| {
         let task = spawn(Runtime::Tokio, port, token, async move {
-            a.checked_add(b).map(Value::Int).ok_or_else(|| {
-                Error::new("overflow", format!("{a} + {b} does not fit in 64 bits"))
-            })
+            a.checked_add(b)
+                .map(Value::Int)
+                .ok_or_else(|| Error::new("overflow", format!("{a} + {b} does not fit in 64 bits")))
         })?;
         Ok(task as i64)
     })
@@ -104,7 +104,9 @@ pub unsafe extern "C" fn affi_demo_fail(
         let message = unsafe { args::string(message, message_len) }?;
         // SAFETY: forwarded contract.
         let kind = unsafe { args::string(kind, kind_len) }?;
-        Ok(spawn(Runtime::Tokio, port, token, async move { Err(Error::new(kind, message)) })? as i64)
+        Ok(spawn(Runtime::Tokio, port, token, async move {
+            Err(Error::new(kind, message))
+        })? as i64)
     })
 }
 
@@ -215,9 +217,17 @@ pub extern "C" fn affi_demo_counter_add(port: u64, token: u64, counter: u64, n: 
             let mut current = counter.total.load(Ordering::Relaxed);
             loop {
                 let next = current.checked_add(n).ok_or_else(|| {
-                    Error::new("overflow", format!("{current} + {n} does not fit in 64 bits"))
+                    Error::new(
+                        "overflow",
+                        format!("{current} + {n} does not fit in 64 bits"),
+                    )
                 })?;
-                match counter.total.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
+                match counter.total.compare_exchange_weak(
+                    current,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
                     Ok(_) => return Ok(Value::Int(next)),
                     Err(seen) => current = seen,
                 }

@@ -156,7 +156,10 @@ pub fn shutdown(timeout: Duration) {
             stopped,
         }) => {
             let _ = stop.send(timeout);
-            if stopped.recv_timeout(timeout + Duration::from_millis(100)).is_ok() {
+            if stopped
+                .recv_timeout(timeout + Duration::from_millis(100))
+                .is_ok()
+            {
                 let _ = thread.join();
             }
         }

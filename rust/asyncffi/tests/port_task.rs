@@ -1,0 +1,267 @@
+//! The completion protocol without Python: spawn on both runtimes, complete, wake, drain,
+//! release, cancel and close, driven through the same C ABI functions Python calls.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use asyncffi::ffi::{
+    affi_port_close, affi_port_drain, affi_port_fd, affi_port_open, affi_port_release,
+    affi_set_wake_callback, affi_stats, affi_task_cancel, AffiStats,
+};
+use asyncffi::port::{AffiCompletion, AffiOutcome, AffiTag, AffiWake};
+use asyncffi::{codec, spawn, AffiStatus, Error, Runtime, Value};
+
+/// Tests that read the global counters run one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn stats() -> AffiStats {
+    let mut out = AffiStats::default();
+    // SAFETY: `out` is a valid, writable AffiStats.
+    assert_eq!(unsafe { affi_stats(&mut out) }, 0);
+    out
+}
+
+fn open(wake: AffiWake) -> u64 {
+    let id = affi_port_open(wake as u32);
+    assert!(id > 0, "port open failed: {id}");
+    id as u64
+}
+
+const EMPTY: AffiCompletion = AffiCompletion {
+    token: 0,
+    status: -1,
+    tag: 0,
+    int_value: 0,
+    float_value: 0.0,
+    data: std::ptr::null(),
+    len: 0,
+};
+
+/// Drains `port` until `n` completions arrived or `timeout` passed.
+fn drain_n(port: u64, n: usize, timeout: Duration) -> Vec<AffiCompletion> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [EMPTY; 16];
+    while got.len() < n && Instant::now() < deadline {
+        // SAFETY: `buf` holds 16 writable completions.
+        let k = unsafe { affi_port_drain(port, buf.as_mut_ptr(), buf.len()) };
+        assert!(k >= 0, "drain failed: {k}");
+        got.extend_from_slice(&buf[..k as usize]);
+        if k == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    got
+}
+
+fn bytes_of(c: &AffiCompletion) -> Vec<u8> {
+    // SAFETY: the port keeps `data` alive until `affi_port_release`, which callers run after.
+    unsafe { std::slice::from_raw_parts(c.data, c.len) }.to_vec()
+}
+
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+fn wait_for(flag: &AtomicBool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !flag.load(Ordering::SeqCst) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+#[test]
+fn values_errors_and_panics_arrive_with_their_tokens() {
+    let _serial = serial();
+    for runtime in [Runtime::Tokio, Runtime::AsyncStd] {
+        let port = open(AffiWake::Fd);
+        spawn(runtime, port, 1, async { Ok(Value::Int(-7)) }).unwrap();
+        spawn(runtime, port, 2, async { Ok(Value::Str("é".into())) }).unwrap();
+        spawn(runtime, port, 3, async {
+            Err(Error::new("io", "disk on fire"))
+        })
+        .unwrap();
+        spawn(runtime, port, 4, async {
+            panic!("kaboom");
+        })
+        .unwrap();
+        spawn(runtime, port, 5, async {
+            Ok(Value::List(vec![Value::None, Value::Float(2.5)]))
+        })
+        .unwrap();
+        let mut got = drain_n(port, 5, Duration::from_secs(5));
+        got.sort_by_key(|c| c.token);
+        assert_eq!(got.len(), 5);
+        assert_eq!(
+            (got[0].status, got[0].tag, got[0].int_value),
+            (AffiOutcome::Ok as i32, AffiTag::Int as u32, -7)
+        );
+        assert_eq!(bytes_of(&got[1]), "é".as_bytes());
+        assert_eq!(got[2].status, AffiOutcome::Error as i32);
+        assert_eq!(
+            codec::decode(&bytes_of(&got[2])).unwrap(),
+            Value::List(vec![
+                Value::Str("io".into()),
+                Value::Str("disk on fire".into())
+            ])
+        );
+        assert_eq!(got[3].status, AffiOutcome::Panic as i32);
+        assert_eq!(bytes_of(&got[3]), b"kaboom");
+        assert_eq!(
+            codec::decode(&bytes_of(&got[4])).unwrap(),
+            Value::List(vec![Value::None, Value::Float(2.5)])
+        );
+        assert!(stats().live_values >= 4);
+        assert_eq!(affi_port_release(port), 0);
+        assert_eq!(affi_port_close(port), 0);
+    }
+    // A task is dropped just after it pushed its outcome: give the last ones a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while stats().live_tasks != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let s = stats();
+    assert_eq!((s.live_values, s.live_tasks), (0, 0));
+}
+
+#[test]
+fn only_the_first_push_into_an_empty_queue_wakes() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let fd = affi_port_fd(port);
+    assert!(fd >= 0);
+    let wakes = stats().wakes;
+    for token in 0..50 {
+        spawn(Runtime::Tokio, port, token, async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(Value::None)
+        })
+        .unwrap();
+    }
+    // Nobody drains meanwhile, so only the first push found the queue empty.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stats().live_tasks > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(stats().wakes - wakes, 1, "wake-ups were not coalesced");
+    let got = drain_n(port, 50, Duration::from_secs(5));
+    assert_eq!(got.len(), 50);
+    assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn cancelling_drops_the_future_on_its_runtime_and_delivers_nothing() {
+    let _serial = serial();
+    for runtime in [Runtime::Tokio, Runtime::AsyncStd] {
+        let port = open(AffiWake::Fd);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let task = spawn(runtime, port, 9, async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(Value::None)
+        })
+        .unwrap();
+        let cancelled = stats().cancelled;
+        assert_eq!(affi_task_cancel(task), 0);
+        assert!(
+            wait_for(&dropped, Duration::from_secs(2)),
+            "{runtime:?} kept the future"
+        );
+        assert!(drain_n(port, 1, Duration::from_millis(50)).is_empty());
+        assert_eq!(stats().cancelled, cancelled + 1);
+        // The id is stale now: cancelling again is an error code, not undefined behaviour.
+        assert_eq!(affi_task_cancel(task), AffiStatus::ErrClosed as i32);
+        assert_eq!(affi_port_close(port), 0);
+    }
+}
+
+#[test]
+fn closing_a_port_cancels_its_tasks_and_refuses_use() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let flags: Vec<Arc<AtomicBool>> = (0..10).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    for (token, dropped) in flags.iter().enumerate() {
+        let flag = DropFlag(dropped.clone());
+        let runtime = if token % 2 == 0 {
+            Runtime::Tokio
+        } else {
+            Runtime::AsyncStd
+        };
+        spawn(runtime, port, token as u64, async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+            Ok(Value::None)
+        })
+        .unwrap();
+    }
+    assert_eq!(affi_port_close(port), 0);
+    for flag in &flags {
+        assert!(wait_for(flag, Duration::from_secs(2)));
+    }
+    assert_eq!(affi_port_close(port), AffiStatus::ErrClosed as i32);
+    let mut buf = [EMPTY; 1];
+    // SAFETY: `buf` holds one writable completion.
+    assert_eq!(
+        unsafe { affi_port_drain(port, buf.as_mut_ptr(), 1) },
+        AffiStatus::ErrClosed as i64
+    );
+    assert!(spawn(Runtime::Tokio, port, 0, async { Ok(Value::None) }).is_err());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while stats().live_ports != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(stats().live_ports, 0);
+}
+
+static WOKEN: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn record_wake(port: u64) {
+    WOKEN.store(port, Ordering::SeqCst);
+}
+
+#[test]
+fn threadsafe_ports_wake_through_the_notifier_thread() {
+    let _serial = serial();
+    assert_eq!(affi_set_wake_callback(Some(record_wake)), 0);
+    let port = open(AffiWake::Threadsafe);
+    assert!(affi_port_fd(port) < 0, "a threadsafe port has no fd");
+    spawn(Runtime::AsyncStd, port, 1, async { Ok(Value::Bool(true)) }).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while WOKEN.load(Ordering::SeqCst) != port && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(WOKEN.load(Ordering::SeqCst), port);
+    let got = drain_n(port, 1, Duration::from_secs(1));
+    assert_eq!((got[0].tag, got[0].int_value), (AffiTag::Bool as u32, 1));
+    assert_eq!(affi_port_close(port), 0);
+    assert_eq!(affi_set_wake_callback(None), 0);
+}
+
+#[test]
+fn bad_handles_and_arguments_are_errors() {
+    assert_eq!(affi_port_open(99), AffiStatus::ErrValue as i64);
+    assert_eq!(affi_port_close(0), AffiStatus::ErrClosed as i32);
+    assert_eq!(affi_port_close(u64::MAX), AffiStatus::ErrClosed as i32);
+    assert_eq!(affi_task_cancel(12345 << 32), AffiStatus::ErrClosed as i32);
+    assert!(Runtime::from_raw(7).is_err());
+    // SAFETY: a NULL buffer with a non-zero cap is refused before any write.
+    let port = open(AffiWake::Threadsafe);
+    assert_eq!(
+        unsafe { affi_port_drain(port, std::ptr::null_mut(), 4) },
+        AffiStatus::ErrValue as i64
+    );
+    assert_eq!(affi_port_close(port), 0);
+}
