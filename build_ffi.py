@@ -60,16 +60,30 @@ def render() -> str:
         return BANNER + out.read_text()
 
 
-def cbindgen(header: Path, crate: Path, verify: bool) -> bool:
-    """Runs cbindgen for one header; with ``verify``, only compares. Returns success."""
+def cbindgen(crate: Path, output: Path) -> None:
+    """Runs cbindgen on ``crate`` with its ``cbindgen.toml``, writing ``output``."""
     exe = shutil.which("cbindgen")
     if exe is None:
         sys.exit("cbindgen is not installed: cargo install cbindgen --locked")
-    cmd = [exe, "--quiet", "--config", str(crate / "cbindgen.toml"), "--output", str(header)]
-    if verify:
-        cmd.append("--verify")
-    cmd.append(str(crate))
-    return subprocess.run(cmd, check=False).returncode == 0
+    cmd = [
+        exe,
+        "--quiet",
+        "--config",
+        str(crate / "cbindgen.toml"),
+        "--output",
+        str(output),
+        str(crate),
+    ]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        sys.exit(f"cbindgen failed on {crate.relative_to(ROOT)}")
+
+
+def header_is_current(header: Path, crate: Path) -> bool:
+    """Whether ``header`` is what cbindgen generates from ``crate`` now (changes nothing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / header.name
+        cbindgen(crate, fresh)
+        return fresh.read_text() == header.read_text()
 
 
 def main() -> int:
@@ -82,14 +96,21 @@ def main() -> int:
     if args.check:
         ok = True
         for header, crate in HEADERS:
-            if not cbindgen(header, crate, verify=True):
-                print(f"{header.relative_to(ROOT)} is stale: run `python build_ffi.py --regenerate`")
+            if not header_is_current(header, crate):
+                print(
+                    f"{header.relative_to(ROOT)} is stale: run `python build_ffi.py --regenerate`"
+                )
                 ok = False
         expected, actual = render(), OUTPUT.read_text() if OUTPUT.exists() else ""
         if expected != actual:
             sys.stdout.writelines(
-                difflib.unified_diff(actual.splitlines(True), expected.splitlines(True),
-                                     "checked in", "generated", n=1)
+                difflib.unified_diff(
+                    actual.splitlines(True),
+                    expected.splitlines(True),
+                    "checked in",
+                    "generated",
+                    n=1,
+                )
             )
             print(f"{OUTPUT.relative_to(ROOT)} is stale: run `python build_ffi.py`")
             ok = False
@@ -99,8 +120,7 @@ def main() -> int:
 
     if args.regenerate:
         for header, crate in HEADERS:
-            if not cbindgen(header, crate, verify=False):
-                return 1
+            cbindgen(crate, header)
     OUTPUT.write_text(render())
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0

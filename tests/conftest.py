@@ -12,9 +12,8 @@ import textwrap
 import time
 from typing import Any, Callable, Dict, Iterator, Mapping
 
-import pytest
-
 import asyncffi
+import pytest
 from asyncffi import _runtime
 
 try:
@@ -31,7 +30,9 @@ WAKES = ["threadsafe", "fd"]
 LIVE = ("live_tasks", "live_values", "live_ports", "live_objects")
 
 
-def pytest_asyncio_loop_factories(config: Any, item: Any) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+def pytest_asyncio_loop_factories(
+    config: Any, item: Any
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     return LOOPS
 
 

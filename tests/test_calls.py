@@ -6,9 +6,8 @@ import asyncio
 import inspect
 import time
 
-import pytest
-
 import asyncffi
+import pytest
 from asyncffi import demo
 
 
@@ -68,7 +67,7 @@ def test_an_unawaited_call_starts_no_rust_work() -> None:
 
 
 async def test_rust_errors_carry_kind_and_message() -> None:
-    with pytest.raises(asyncffi.RustError, match="^disk on fire$") as info:
+    with pytest.raises(asyncffi.RustError, match=r"^disk on fire$") as info:
         await demo.fail("disk on fire", kind="io")
     assert info.value.kind == "io"
     assert isinstance(info.value, asyncffi.Error)
@@ -79,7 +78,7 @@ async def test_rust_errors_carry_kind_and_message() -> None:
 
 async def test_panics_become_rust_panic_and_the_process_lives() -> None:
     panicked = asyncffi.stats()["panicked"]
-    with pytest.raises(asyncffi.RustPanic, match="^kaboom é$"):
+    with pytest.raises(asyncffi.RustPanic, match=r"^kaboom é$"):
         await demo.panic("kaboom é")
     assert asyncffi.stats()["panicked"] == panicked + 1
     assert await demo.add(1, 1) == 2

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import asyncffi
+import pytest
 from asyncffi import demo
-
 from conftest import wait_for_stat
 
 

@@ -23,7 +23,9 @@ def test_each_public_name_is_exported_once() -> None:
         obj
         for mod in PRIVATE_MODULES
         for name, obj in vars(importlib.import_module(f"asyncffi.{mod}")).items()
-        if inspect.isclass(obj) and obj.__module__ == f"asyncffi.{mod}" and not name.startswith("_")
+        if inspect.isclass(obj)
+        and obj.__module__ == f"asyncffi.{mod}"
+        and not name.startswith("_")
         and issubclass(obj, (Exception, asyncffi.RustCall, asyncffi.RustObject))
     ]
     for cls in public_classes:
@@ -36,10 +38,15 @@ def _declared_functions() -> set[str]:
 
 
 def test_the_typed_protocol_matches_the_headers() -> None:
-    protocol = {
-        name for name, _ in inspect.getmembers(_loader.NativeLib, inspect.isfunction)
-        if name.startswith("affi_")
-    } if hasattr(_loader, "NativeLib") else None
+    protocol = (
+        {
+            name
+            for name, _ in inspect.getmembers(_loader.NativeLib, inspect.isfunction)
+            if name.startswith("affi_")
+        }
+        if hasattr(_loader, "NativeLib")
+        else None
+    )
     if protocol is None:  # defined under TYPE_CHECKING: read it from the source
         source = inspect.getsource(_loader)
         protocol = set(re.findall(r"def (affi_\w+)\(", source))
@@ -54,7 +61,8 @@ def test_every_declared_function_is_exported_by_the_library() -> None:
 def test_maturins_generated_module_agrees_with_ours() -> None:
     # maturin builds its own cffi module for the built-ins from the same cbindgen.toml; every
     # function it declares must have exactly our type.
-    from asyncffi._native import ffi as maturin_ffi, lib as maturin_lib
+    from asyncffi._native import ffi as maturin_ffi
+    from asyncffi._native import lib as maturin_lib
 
     names = [n for n in dir(maturin_lib) if n.startswith("affi_")]
     assert names, "maturin's module declares no function"

@@ -9,7 +9,6 @@ import time
 
 import asyncffi
 from asyncffi import demo
-
 from conftest import wait_for_stat
 
 # Catastrophic backtracking: the regex engine holds the GIL for the whole match.
@@ -34,14 +33,16 @@ async def test_rust_timers_keep_pace_while_python_holds_the_gil(wake: str) -> No
     await asyncio.sleep(0.1)
     held = hold_gil(0.5)
     offsets = await ticks
-    gaps = [b - a for a, b in zip([0.0] + offsets, offsets)]
+    gaps = [b - a for a, b in zip([0.0, *offsets], offsets)]
     # A worker waiting for the GIL would show one gap as long as the regex held it.
     assert held >= 0.5
     assert max(gaps) < 0.2, f"a Rust timer stalled for {max(gaps):.3f} s while the GIL was held"
     assert offsets[-1] < 1.0 + 0.3
 
 
-async def test_completions_pile_up_while_the_gil_is_held_and_then_drain(runtime: str, wake: str) -> None:
+async def test_completions_pile_up_while_the_gil_is_held_and_then_drain(
+    runtime: str, wake: str
+) -> None:
     before = asyncffi.stats()["completed"]
     calls = asyncio.gather(*(demo.sleep(0.05, runtime=runtime) for _ in range(2_000)))
     await wait_for_stat("live_tasks", 2_000)

@@ -7,25 +7,29 @@ import gc
 import logging
 import threading
 
-import pytest
-
 import asyncffi
+import pytest
 from asyncffi import demo
-
 from conftest import LOOPS, run_python, wait_until_idle
 
 
 @pytest.mark.parametrize("loop_name", list(LOOPS))
 def test_closing_a_loop_cancels_its_rust_work_silently(
-    loop_name: str, runtime: str, wake: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    loop_name: str,
+    runtime: str,
+    wake: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     loop = LOOPS[loop_name]()
     before = asyncffi.stats()["cancelled"]
 
+    tasks = []
+
     async def start() -> None:
         for _ in range(500):
-            asyncio.ensure_future(demo.pending(runtime=runtime))
-            asyncio.ensure_future(demo.sleep(30, runtime=runtime))
+            tasks.append(asyncio.ensure_future(demo.pending(runtime=runtime)))
+            tasks.append(asyncio.ensure_future(demo.sleep(30, runtime=runtime)))
         await asyncio.sleep(0.05)
 
     with caplog.at_level(logging.DEBUG, logger="asyncio"):
@@ -36,15 +40,17 @@ def test_closing_a_loop_cancels_its_rust_work_silently(
         live = wait_until_idle()
     assert not any(live.values()), live
     assert asyncffi.stats()["cancelled"] == before + 1_000
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and "asyncffi" in r.getMessage()]
+    assert not [
+        r for r in caplog.records if r.levelno >= logging.ERROR and "asyncffi" in r.getMessage()
+    ]
     assert "Traceback" not in capfd.readouterr().err
 
 
 def test_asyncio_run_cancels_leftover_rust_work(runtime: str) -> None:
     async def main() -> None:
-        for _ in range(100):
-            asyncio.ensure_future(demo.pending(runtime=runtime))
+        tasks = [asyncio.ensure_future(demo.pending(runtime=runtime)) for _ in range(100)]
         await asyncio.sleep(0.02)
+        assert not any(t.done() for t in tasks)
 
     asyncio.run(main())
     assert not any(wait_until_idle().values())
@@ -68,7 +74,9 @@ def test_loops_in_many_threads_each_get_their_own_results(runtime: str) -> None:
 
     def worker(offset: int) -> None:
         async def main() -> None:
-            got = await asyncio.gather(*(demo.echo(offset + i, runtime=runtime) for i in range(1_000)))
+            got = await asyncio.gather(
+                *(demo.echo(offset + i, runtime=runtime) for i in range(1_000))
+            )
             assert got == [offset + i for i in range(1_000)]
 
         try:
@@ -115,11 +123,18 @@ print("done", flush=True)
         # The loop is never closed: the exit hook alone must stop everything.
         ("pass", "loop = asyncio.new_event_loop(); loop.run_until_complete(main())"),
         # A daemon thread's loop is still running when the interpreter exits.
-        ("pass", "import threading; threading.Thread(target=lambda: asyncio.run(forever()), daemon=True).start(); import time; time.sleep(0.3)"),
+        (
+            "pass",
+            "import threading, time\n"
+            "threading.Thread(target=lambda: asyncio.run(forever()), daemon=True).start()\n"
+            "time.sleep(0.3)",
+        ),
     ],
     ids=["asyncio.run", "sys.exit", "loop-left-open", "daemon-thread"],
 )
-def test_exit_with_thousands_of_tasks_in_flight(wake: str, runtime: str, ending: str, runner: str) -> None:
+def test_exit_with_thousands_of_tasks_in_flight(
+    wake: str, runtime: str, ending: str, runner: str
+) -> None:
     code = EXIT_SCRIPT.format(wake=wake, runtime=runtime, ending=ending, runner=runner)
     proc = run_python(code, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -127,7 +142,8 @@ def test_exit_with_thousands_of_tasks_in_flight(wake: str, runtime: str, ending:
     if "asyncio.run(main())" not in runner:
         # asyncio itself reports the tasks of a loop that was never closed; only those lines.
         stderr = "".join(
-            line for line in stderr.splitlines(True)
+            line
+            for line in stderr.splitlines(True)
             if not line.startswith(("Task was destroyed but it is pending!", "task: <Task pending"))
         )
     assert stderr == ""
@@ -186,7 +202,8 @@ def test_multi_thread_worker_count_is_configurable() -> None:
         from asyncffi import demo
         asyncffi.configure(worker_threads=3)
         asyncio.run(demo.sleep(0.01))
-        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+        tasks = os.listdir("/proc/self/task")
+        names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in tasks]
         print(names.count("asyncffi-tokio"))
         """
     )

@@ -7,12 +7,11 @@ import enum
 import math
 from typing import Any
 
+import asyncffi
 import pytest
+from asyncffi import demo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import asyncffi
-from asyncffi import demo
 
 I64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 SCALARS = st.none() | st.booleans() | I64 | st.floats(allow_nan=False) | st.binary() | st.text()
@@ -23,10 +22,32 @@ VALUES = st.recursive(
 )
 
 EXAMPLES = [
-    None, True, False, 0, 1, -1, 2**63 - 1, -(2**63), 0.0, -0.0, 1.5, math.inf, -math.inf,
-    b"", b"\x00\xff", "", "é", "x" * 100_000, b"y" * 100_000, [], {}, [1, [2, [3, []]]],
-    {"a": [1, 2.5, b"x", None, True, "é"]}, {"": {"nested": {"deeper": [None]}}},
-    list(range(70_000)), {str(i): i for i in range(70_000)},
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    0.0,
+    -0.0,
+    1.5,
+    math.inf,
+    -math.inf,
+    b"",
+    b"\x00\xff",
+    "",
+    "é",
+    "x" * 100_000,
+    b"y" * 100_000,
+    [],
+    {},
+    [1, [2, [3, []]]],
+    {"a": [1, 2.5, b"x", None, True, "é"]},
+    {"": {"nested": {"deeper": [None]}}},
+    list(range(70_000)),
+    {str(i): i for i in range(70_000)},
 ]
 
 
@@ -61,7 +82,9 @@ async def test_subclasses_and_tuples_cross_as_their_base_types() -> None:
     assert await demo.echo(memoryview(b"cd")) == b"cd"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=VALUES)
 def test_any_value_round_trips(value: Any) -> None:
     import asyncio
@@ -102,7 +125,7 @@ async def test_too_deep_nesting_is_refused(depth: int) -> None:
     deep: Any = None
     for _ in range(depth):
         deep = [deep]
-    with pytest.raises(ValueError, match="deep|recursion"):
+    with pytest.raises(ValueError, match=r"deep|recursion"):
         await demo.echo(deep)
     assert await demo.echo(deep_list(100)) == deep_list(100)
 

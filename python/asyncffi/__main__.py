@@ -48,7 +48,9 @@ async def run_demo() -> None:
 
     value = {"a": [1, 2.5, b"x", None, True, "é"]}
     echoed, took = await _timed(demo.echo(value))
-    _line(f"await demo.echo({value!r})", "round-trips" if echoed == value else f"MISMATCH {echoed!r}")
+    _line(
+        f"await demo.echo({value!r})", "round-trips" if echoed == value else f"MISMATCH {echoed!r}"
+    )
 
     total, took = await _timed(demo.cpu(50_000_000))
     _line("await demo.cpu(50_000_000) (blocking pool)", f"{took * 1000:7.1f} ms -> {total}")
@@ -84,7 +86,8 @@ def _loop_factory(name: str) -> Optional[Callable[[], asyncio.AbstractEventLoop]
         return None
     import uvloop
 
-    return uvloop.new_event_loop  # type: ignore[no-any-return]
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -19,8 +19,8 @@ from asyncio import Future, get_running_loop
 from typing import Any, Callable, Dict, Generator, Generic, Optional, Tuple, TypeVar
 
 from ._errors import status_error
-from ._port import Port, current_port
 from ._loader import lib
+from ._port import Port, current_port
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ class RustCall(Generic[T]):
     and reports back to that loop only.
     """
 
-    __slots__ = ("_fn", "_args", "_fut", "_port", "_token", "_task")
+    __slots__ = ("_args", "_fn", "_fut", "_port", "_task", "_token")
 
     def __init__(self, fn: Callable[..., int], args: Tuple[Any, ...]) -> None:
         self._fn = fn
@@ -45,7 +45,7 @@ class RustCall(Generic[T]):
         self._task = 0
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> RustCall[T]:
         return self

@@ -61,16 +61,33 @@ if TYPE_CHECKING:
         def affi_last_error(self, len: CData) -> CData: ...
 
         # Built-ins (asyncffi_native.h)
-        def affi_demo_sleep(self, port: int, token: int, seconds: float, runtime_id: int) -> int: ...
+        def affi_demo_sleep(
+            self, port: int, token: int, seconds: float, runtime_id: int
+        ) -> int: ...
         def affi_demo_echo(
-            self, port: int, token: int, tag: int, int_value: int, float_value: float,
-            data: bytes | CData, len: int, runtime_id: int,
+            self,
+            port: int,
+            token: int,
+            tag: int,
+            int_value: int,
+            float_value: float,
+            data: bytes | CData,
+            len: int,
+            runtime_id: int,
         ) -> int: ...
         def affi_demo_add(self, port: int, token: int, a: int, b: int) -> int: ...
         def affi_demo_fail(
-            self, port: int, token: int, message: bytes, message_len: int, kind: bytes, kind_len: int
+            self,
+            port: int,
+            token: int,
+            message: bytes,
+            message_len: int,
+            kind: bytes,
+            kind_len: int,
         ) -> int: ...
-        def affi_demo_panic(self, port: int, token: int, message: bytes, message_len: int) -> int: ...
+        def affi_demo_panic(
+            self, port: int, token: int, message: bytes, message_len: int
+        ) -> int: ...
         def affi_demo_pending(self, port: int, token: int, runtime_id: int) -> int: ...
         def affi_demo_cpu(self, port: int, token: int, n: int) -> int: ...
         def affi_demo_tick(self, port: int, token: int, interval: float, count: int) -> int: ...

@@ -13,7 +13,7 @@ from typing import Optional, Type, TypeVar
 from ._errors import ClosedError, check
 from ._loader import lib
 
-O = TypeVar("O", bound="RustObject")
+Obj = TypeVar("Obj", bound="RustObject")
 
 _free = lib.affi_object_free
 
@@ -22,13 +22,13 @@ class RustObject:
     """An opaque Rust object. Not thread-safe to close concurrently with use from another
     thread; each operation is otherwise safe from any thread."""
 
-    __slots__ = ("_handle", "__weakref__")
+    __slots__ = ("__weakref__", "_handle")
 
     def __init__(self, handle: int) -> None:
         self._handle = handle
 
     @classmethod
-    def _adopt(cls: Type[O], handle: int) -> O:
+    def _adopt(cls: Type[Obj], handle: int) -> Obj:
         obj = cls.__new__(cls)
         obj._handle = handle
         return obj
@@ -58,8 +58,9 @@ class RustObject:
         if handle:
             check(_free(handle))
 
-    def __enter__(self: O) -> O:
-        self.handle  # raises if closed
+    def __enter__(self: Obj) -> Obj:
+        if not self._handle:
+            raise ClosedError(f"{type(self).__name__} is closed")
         return self
 
     def __exit__(

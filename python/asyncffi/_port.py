@@ -51,9 +51,9 @@ _drain = lib.affi_port_drain
 _release = lib.affi_port_release
 
 #: Open ports by id, for the wake callback.
-_ports: Dict[int, "Port"] = {}
+_ports: Dict[int, Port] = {}
 #: Open ports by loop.
-_by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Port]" = weakref.WeakKeyDictionary()
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Port] = weakref.WeakKeyDictionary()
 #: The last port used on this thread (the running loop's, almost always).
 _local = threading.local()
 
@@ -62,7 +62,7 @@ class Port:
     """The completion port of one event loop. Used only on that loop's thread, except
     ``close`` (also called by finalizers and at exit)."""
 
-    __slots__ = ("id", "loop_ref", "pending", "tokens", "wake", "fd", "closed", "_buf")
+    __slots__ = ("_buf", "closed", "fd", "id", "loop_ref", "pending", "tokens", "wake")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, wake: str) -> None:
         self.loop_ref = weakref.ref(loop)

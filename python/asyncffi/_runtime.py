@@ -69,7 +69,9 @@ def configure(
         raise ValueError(f"wake must be one of {list(WAKES)}, not {wake!r}")
     if worker_threads is not None:
         if isinstance(worker_threads, bool) or not isinstance(worker_threads, int):
-            raise TypeError(f"worker_threads must be an int or None, not {type(worker_threads).__name__}")
+            raise TypeError(
+                f"worker_threads must be an int or None, not {type(worker_threads).__name__}"
+            )
         if not 1 <= worker_threads <= 4096:
             raise ValueError(f"worker_threads must be between 1 and 4096, got {worker_threads}")
     with state.lock:
@@ -83,8 +85,15 @@ def configure(
 
 
 _STATS_FIELDS = (
-    "live_tasks", "live_values", "live_ports", "live_objects",
-    "spawned", "completed", "cancelled", "panicked", "wakes",
+    "live_tasks",
+    "live_values",
+    "live_ports",
+    "live_objects",
+    "spawned",
+    "completed",
+    "cancelled",
+    "panicked",
+    "wakes",
 )
 
 

@@ -8,7 +8,8 @@ the signed 64-bit range ``OverflowError``, text that is not valid Unicode ``Unic
 
 from __future__ import annotations
 
-from typing import Any, Tuple, Union
+import operator
+from typing import Any, SupportsIndex, Tuple, Union
 
 import msgpack
 
@@ -35,28 +36,30 @@ ValueArgs = Tuple[int, int, float, Union[bytes, Any], int]
 _EXPECTED = "None, bool, int, float, bytes, str, list or dict"
 
 
+def _int(value: object, name: str) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, SupportsIndex) and not isinstance(value, float):
+        return operator.index(value)
+    raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+
+
 def i64(value: object, name: str) -> int:
     """``value`` as a signed 64-bit int, or ``TypeError`` / ``OverflowError``."""
-    if type(value) is not int:
-        if isinstance(value, float) or not hasattr(value, "__index__"):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        value = value.__index__()  # type: ignore[attr-defined]
-    if not I64_MIN <= value <= I64_MAX:  # type: ignore[operator]
-        raise OverflowError(f"{name}={value} does not fit in a signed 64-bit int")
-    return value  # type: ignore[return-value]
+    i = _int(value, name)
+    if not I64_MIN <= i <= I64_MAX:
+        raise OverflowError(f"{name}={i} does not fit in a signed 64-bit int")
+    return i
 
 
 def u64(value: object, name: str) -> int:
     """``value`` as an unsigned 64-bit int."""
-    if type(value) is not int:
-        if isinstance(value, float) or not hasattr(value, "__index__"):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        value = value.__index__()  # type: ignore[attr-defined]
-    if value < 0:  # type: ignore[operator]
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    if value > U64_MAX:  # type: ignore[operator]
-        raise OverflowError(f"{name}={value} does not fit in an unsigned 64-bit int")
-    return value  # type: ignore[return-value]
+    i = _int(value, name)
+    if i < 0:
+        raise ValueError(f"{name} must be >= 0, got {i}")
+    if i > U64_MAX:
+        raise OverflowError(f"{name}={i} does not fit in an unsigned 64-bit int")
+    return i
 
 
 def seconds(value: object, name: str = "seconds") -> float:

@@ -14,7 +14,8 @@ from ._call import RustCall
 from ._loader import lib
 from ._object import RustObject
 from ._runtime import runtime_id
-from ._values import i64, seconds as as_seconds, text, u64, value_args
+from ._values import i64, text, u64, value_args
+from ._values import seconds as as_seconds
 
 __all__ = ["sleep", "echo", "add", "fail", "panic", "pending", "cpu", "tick", "Counter"]
 
