@@ -210,7 +210,9 @@ def _hook_close(loop: asyncio.AbstractEventLoop, port: Port) -> None:
         loop.close = close  # type: ignore[method-assign]
     except (AttributeError, TypeError):
         pass
-    weakref.finalize(loop, port.close)
+    # Not at exit: the exit hook closes every port at once, from the main thread, whereas this
+    # would call remove_reader on loops that other threads may still be running.
+    weakref.finalize(loop, port.close).atexit = False
 
 
 def forget_all() -> None:

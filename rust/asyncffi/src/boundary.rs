@@ -104,3 +104,32 @@ pub fn guard(body: impl FnOnce() -> Result<i64, Failure>) -> i64 {
 pub fn guard_status(body: impl FnOnce() -> Result<(), Failure>) -> i32 {
     guard(|| body().map(|()| 0)) as i32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> String {
+        let (ptr, len) = last_error();
+        // SAFETY: `last_error` points at this thread's buffer, untouched since.
+        String::from_utf8(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn panics_stop_at_the_guard_with_their_message() {
+        let status = guard(|| panic!("kaboom {}", 42));
+        assert_eq!(status, AffiStatus::ErrPanic as i64);
+        assert_eq!(message(), "kaboom 42");
+        let status = guard_status(|| std::panic::panic_any(7u8));
+        assert_eq!(status, AffiStatus::ErrPanic as i32);
+        assert_eq!(message(), "Rust panic with a non-string payload");
+    }
+
+    #[test]
+    fn failures_become_status_and_message() {
+        let status = guard(|| Err(Failure::new(AffiStatus::ErrOverflow, "too big")));
+        assert_eq!(status, AffiStatus::ErrOverflow as i64);
+        assert_eq!(message(), "too big");
+        assert_eq!(guard(|| Ok(5)), 5);
+    }
+}
