@@ -31,6 +31,28 @@ ruff check python tests build_ffi.py
 ruff format --check python tests build_ffi.py
 mypy
 
+step "the same wheel on PyPy: install it and run the demo with both wake strategies"
+if command -v pypy3 >/dev/null; then
+    python -m pip install --quiet "maturin>=1.5,<2"
+    work=$(mktemp -d)
+    python -m maturin build --release --quiet --out "$work/dist"
+    pypy3 -m venv "$work/venv"
+    "$work/venv/bin/python" -m pip install --quiet "$work"/dist/asyncffi-*.whl
+    for wake in threadsafe fd; do
+        "$work/venv/bin/python" -m asyncffi demo --wake "$wake" > "$work/out" 2> "$work/err" \
+            || { cat "$work/out" "$work/err"; exit 1; }
+        if [ -s "$work/err" ]; then cat "$work/err"; exit 1; fi
+        grep -q "round-trips" "$work/out" && grep -q "live_tasks': 0" "$work/out"
+        echo "PyPy demo (wake=$wake): ok"
+    done
+    rm -rf "$work"
+elif [ -n "${ASYNCFFI_REQUIRE_PYPY:-}" ]; then
+    echo "pypy3 is required here but not installed" >&2
+    exit 1
+else
+    echo "pypy3 is not installed: PyPy check not run (apt-get install pypy3; CI installs it)"
+fi
+
 step "pytest (against the installed package)"
 # The package lives in python/, which is not on sys.path: the installed build is tested.
 set +e
