@@ -27,7 +27,15 @@ if uvloop is not None:
 
 RUNTIMES = ["tokio", "async-std"]
 WAKES = ["threadsafe", "fd"]
-LIVE = ("live_tasks", "live_values", "live_ports", "live_objects")
+LIVE = (
+    "live_tasks",
+    "live_values",
+    "live_ports",
+    "live_objects",
+    "live_callables",
+    "live_calls",
+    "live_py_errors",
+)
 
 
 def pytest_asyncio_loop_factories(

@@ -15,6 +15,7 @@ no Rust work was started.
 from __future__ import annotations
 
 import collections.abc
+import contextvars
 from asyncio import Future, get_running_loop
 from typing import Any, Callable, Dict, Generator, Generic, Optional, Tuple, TypeVar
 
@@ -117,6 +118,45 @@ class RustCall(Generic[T]):
 
 
 collections.abc.Coroutine.register(RustCall)
+
+
+class PyCallableArg:
+    """A Python callable passed to a Rust function, with the contextvars context of the code
+    that passed it (each call runs in a copy of it)."""
+
+    __slots__ = ("context", "fn")
+
+    def __init__(self, fn: Callable[..., Any], name: str = "fn") -> None:
+        if not callable(fn):
+            raise TypeError(f"{name} must be callable, not {type(fn).__name__}")
+        self.fn = fn
+        self.context = contextvars.copy_context()
+
+
+class RustCallWithCallables(RustCall[T]):
+    """A ``RustCall`` whose arguments include Python callables (``PyCallableArg``): they are
+    lent to Rust, on the port of the loop that awaits the call, when the call starts."""
+
+    __slots__ = ()
+
+    def _start(self) -> Future[T]:
+        port = current_port()
+        lent: list[int] = []
+        args = []
+        for arg in self._args:
+            if type(arg) is PyCallableArg:
+                object_id = port.register(arg.fn, arg.context)
+                lent.append(object_id)
+                args.append(object_id)
+            else:
+                args.append(arg)
+        self._args = tuple(args)
+        try:
+            return super()._start()
+        except BaseException:
+            for object_id in lent:  # Rust did not take them
+                port.objects.pop(object_id, None)
+            raise
 
 _names: Dict[Any, str] = {}
 

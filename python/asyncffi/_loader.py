@@ -38,6 +38,9 @@ if TYPE_CHECKING:
         AFFI_OUTCOME_ERROR: int
         AFFI_OUTCOME_PANIC: int
         AFFI_OUTCOME_CANCELLED: int
+        AFFI_REQUEST_CALL: int
+        AFFI_REQUEST_CANCEL: int
+        AFFI_REQUEST_RELEASE: int
         AFFI_WAKE_THREADSAFE: int
         AFFI_WAKE_FD: int
         AFFI_RUNTIME_TOKIO: int
@@ -56,6 +59,16 @@ if TYPE_CHECKING:
         def affi_port_close(self, port: int) -> int: ...
         def affi_task_cancel(self, task: int) -> int: ...
         def affi_object_free(self, handle: int) -> int: ...
+        def affi_call_complete(
+            self,
+            call: int,
+            status: int,
+            tag: int,
+            int_value: int,
+            float_value: float,
+            data: bytes | CData,
+            len: int,
+        ) -> int: ...
         def affi_stats(self, out: CData) -> int: ...
         def affi_shutdown(self, timeout_ms: int) -> int: ...
         def affi_last_error(self, len: CData) -> CData: ...
@@ -93,6 +106,33 @@ if TYPE_CHECKING:
         def affi_demo_tick(self, port: int, token: int, interval: float, count: int) -> int: ...
         def affi_demo_counter_new(self) -> int: ...
         def affi_demo_counter_add(self, port: int, token: int, counter: int, n: int) -> int: ...
+        def affi_demo_call_python(
+            self,
+            port: int,
+            token: int,
+            callable: int,
+            tag: int,
+            data: bytes | CData,
+            len: int,
+            runtime_id: int,
+        ) -> int: ...
+        def affi_demo_call_python_n(
+            self, port: int, token: int, callable: int, n: int, runtime_id: int
+        ) -> int: ...
+        def affi_demo_gather_python(
+            self, port: int, token: int, callable: int, n: int, runtime_id: int
+        ) -> int: ...
+        def affi_demo_timeout_python(
+            self,
+            port: int,
+            token: int,
+            callable: int,
+            seconds: float,
+            tag: int,
+            data: bytes | CData,
+            len: int,
+            runtime_id: int,
+        ) -> int: ...
 
 
 def library_path(directory: Optional[str] = None) -> str:

@@ -19,10 +19,13 @@ cancelled and queued payloads freed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import inspect
 import itertools
 import threading
 import weakref
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ._errors import ClosedError, RustError, RustPanic, check
 from ._loader import ffi, lib
@@ -34,10 +37,13 @@ from ._values import (
     TAG_INT,
     TAG_NONE,
     TAG_OBJECT,
+    TAG_PACKED,
     TAG_STR,
     bytes_at,
+    pack,
     text_at,
     unpack,
+    value_args,
 )
 
 #: Completions copied out per drain call.
@@ -46,9 +52,16 @@ BATCH = 256
 OK = lib.AFFI_OUTCOME_OK
 ERROR = lib.AFFI_OUTCOME_ERROR
 PANIC = lib.AFFI_OUTCOME_PANIC
+REQUEST_CALL = lib.AFFI_REQUEST_CALL
+REQUEST_CANCEL = lib.AFFI_REQUEST_CANCEL
+REQUEST_RELEASE = lib.AFFI_REQUEST_RELEASE
+
+#: Ids of Python objects lent to Rust; unique in the process, never reused.
+_object_ids = itertools.count(1)
 
 _drain = lib.affi_port_drain
 _release = lib.affi_port_release
+_complete = lib.affi_call_complete
 
 #: Open ports by id, for the wake callback.
 _ports: Dict[int, Port] = {}
@@ -62,12 +75,19 @@ class Port:
     """The completion port of one event loop. Used only on that loop's thread, except
     ``close`` (also called by finalizers and at exit)."""
 
-    __slots__ = ("_buf", "closed", "fd", "id", "loop_ref", "pending", "tokens", "wake")
+    __slots__ = (
+        "_buf", "calls", "closed", "fd", "id", "loop_ref", "objects", "pending", "tokens", "wake",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, wake: str) -> None:
         self.loop_ref = weakref.ref(loop)
         self.pending: Dict[int, asyncio.Future[Any]] = {}
         self.tokens = itertools.count(1)
+        #: Python objects Rust holds references to: callables as ``(fn, context)``, and
+        #: exceptions raised by calls (so the original can be raised again).
+        self.objects: Dict[int, Any] = {}
+        #: Python tasks running calls from Rust, by call id.
+        self.calls: Dict[int, asyncio.Future[Any]] = {}
         self.closed = False
         self.fd = -1
         self._buf = ffi.new("AffiCompletion[]", BATCH)
@@ -98,6 +118,10 @@ class Port:
             held = False
             for i in range(n):
                 c = buf[i]
+                status = c.status
+                if status >= REQUEST_CALL:
+                    held = self._request(c, status) or held
+                    continue
                 fut = pending.pop(c.token, None)
                 tag = c.tag
                 if tag >= TAG_BYTES:
@@ -109,7 +133,6 @@ class Port:
                         held = True
                 if fut is None:
                     continue
-                status = c.status
                 try:
                     if status == OK:
                         if tag == TAG_INT:
@@ -129,8 +152,7 @@ class Port:
                         else:
                             fut.set_result(unpack(c.data, c.len))
                     elif status == ERROR:
-                        kind, message = unpack(c.data, c.len)
-                        fut.set_exception(RustError(message, kind))
+                        fut.set_exception(self._error(unpack(c.data, c.len)))
                     elif status == PANIC:
                         fut.set_exception(RustPanic(text_at(c.data, c.len)))
                     else:
@@ -144,6 +166,85 @@ class Port:
                 _release(pid)
             if n < BATCH:
                 return
+
+    def _error(self, fields: List[Any]) -> BaseException:
+        """The exception for an error outcome: the original Python exception if the error came
+        from a call on this port and Rust returned it unchanged, else a ``RustError``."""
+        if len(fields) == 3:
+            original = self.objects.get(fields[2])
+            if isinstance(original, BaseException):
+                return original
+        return RustError(fields[1], fields[0])
+
+    # --- Rust awaiting Python ----------------------------------------------------------------
+
+    def register(self, fn: Callable[..., Any], context: contextvars.Context) -> int:
+        """Lends callable ``fn`` (run in copies of ``context``) to Rust; returns its id."""
+        object_id = next(_object_ids)
+        self.objects[object_id] = (fn, context)
+        return object_id
+
+    def _request(self, c: Any, status: int) -> bool:
+        """Handles one request from Rust; returns whether it had a payload to release."""
+        if status == REQUEST_CALL:
+            self._start_call(c.token, c.int_value, unpack(c.data, c.len))
+            return True
+        if status == REQUEST_CANCEL:
+            task = self.calls.pop(c.token, None)
+            if task is not None:
+                task.cancel()
+        elif status == REQUEST_RELEASE:
+            self.objects.pop(c.int_value, None)
+        return False
+
+    def _start_call(self, call_id: int, callable_id: int, args: List[Any]) -> None:
+        entry = self.objects.get(callable_id)
+        if entry is None:  # cannot happen while Rust holds the callable; answer, never hang
+            self._answer_error(call_id, ClosedError("the Python callable was released"))
+            return
+        fn, context = entry
+        run = context.copy().run
+        try:
+            result = run(fn, *args)
+            if not inspect.isawaitable(result):
+                self._answer_value(call_id, result)
+                return
+            task = run(asyncio.ensure_future, result)
+        except Exception as exc:
+            self._answer_error(call_id, exc)
+            return
+        self.calls[call_id] = task
+        task.add_done_callback(functools.partial(self._call_done, call_id))
+
+    def _call_done(self, call_id: int, task: asyncio.Future[Any]) -> None:
+        exc = None if task.cancelled() else task.exception()  # also marks it retrieved
+        if self.calls.pop(call_id, None) is None:
+            return  # Rust dropped the call and no longer waits
+        if task.cancelled():
+            self._answer_error(call_id, asyncio.CancelledError())
+        elif exc is not None:
+            self._answer_error(call_id, exc)
+        else:
+            self._answer_value(call_id, task.result())
+
+    def _answer_value(self, call_id: int, value: Any) -> None:
+        try:
+            args = value_args(value)
+        except Exception as exc:
+            self._answer_error(call_id, exc)
+            return
+        _complete(call_id, OK, *args)  # ERR_CLOSED: Rust stopped waiting; nothing to free
+
+    def _answer_error(self, call_id: int, exc: BaseException) -> None:
+        try:
+            message = str(exc)
+        except Exception:
+            message = repr(exc)
+        data = pack([type(exc).__name__, message])
+        object_id = next(_object_ids)
+        self.objects[object_id] = exc
+        if _complete(call_id, ERROR, TAG_PACKED, object_id, 0.0, data, len(data)) < 0:
+            self.objects.pop(object_id, None)  # Rust did not take it
 
     def close(self) -> None:
         """Closes the port: cancels its Rust tasks and frees what is queued. Idempotent."""
@@ -162,6 +263,8 @@ class Port:
                     pass
         lib.affi_port_close(self.id)
         self.pending.clear()
+        self.calls.clear()
+        self.objects.clear()
 
 
 def current_port() -> Port:
@@ -220,6 +323,8 @@ def forget_all() -> None:
     for port in list(_ports.values()):
         port.closed = True
         port.pending.clear()
+        port.calls.clear()
+        port.objects.clear()
     _ports.clear()
 
 

@@ -89,6 +89,9 @@ _STATS_FIELDS = (
     "live_values",
     "live_ports",
     "live_objects",
+    "live_callables",
+    "live_calls",
+    "live_py_errors",
     "spawned",
     "completed",
     "cancelled",
@@ -102,6 +105,8 @@ def stats() -> Dict[str, int]:
 
     ``live_tasks``, ``live_values``, ``live_ports`` and ``live_objects`` count what is alive
     now (Rust tasks, undelivered heap payloads, completion ports, objects held by Python);
+    ``live_callables``, ``live_calls`` and ``live_py_errors`` count Python callables held by
+    Rust, calls from Rust to Python in flight, and Python exceptions held by Rust;
     ``spawned``, ``completed``, ``cancelled``, ``panicked`` and ``wakes`` only grow. Thread-safe.
     """
     out = ffi.new("AffiStats *")

@@ -128,6 +128,11 @@ def value_args(value: object) -> ValueArgs:
     raise _unsupported(value)
 
 
+def pack(value: Any) -> bytes:
+    """Packs a list of str/int (error fields) for Rust."""
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
 def unpack(data: Any, size: int) -> Any:
     """Decodes a packed container at ``data``."""
     return msgpack.unpackb(ffi.buffer(data, size), raw=False, strict_map_key=False)

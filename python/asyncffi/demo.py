@@ -8,16 +8,30 @@ Every function checks its arguments when called (``TypeError``, ``ValueError``,
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Awaitable, Callable, List, Union
 
-from ._call import RustCall
+from ._call import PyCallableArg, RustCall, RustCallWithCallables
 from ._loader import lib
 from ._object import RustObject
 from ._runtime import runtime_id
 from ._values import i64, text, u64, value_args
 from ._values import seconds as as_seconds
 
-__all__ = ["sleep", "echo", "add", "fail", "panic", "pending", "cpu", "tick", "Counter"]
+__all__ = [
+    "Counter",
+    "add",
+    "call_python",
+    "call_python_n",
+    "cpu",
+    "echo",
+    "fail",
+    "gather_python",
+    "panic",
+    "pending",
+    "sleep",
+    "tick",
+    "timeout_python",
+]
 
 
 def sleep(seconds: float, *, runtime: str = "tokio") -> RustCall[None]:
@@ -85,3 +99,47 @@ class Counter(RustObject):
         :raises ClosedError: the counter is closed.
         """
         return RustCall(lib.affi_demo_counter_add, (self.handle, i64(n, "n")))
+
+
+# --- Rust awaiting Python ------------------------------------------------------------------
+#
+# ``fn`` may be an ``async def`` function, any callable returning an awaitable, or a plain
+# function. Each call runs on the event loop awaiting the Rust call, as an asyncio task, in a
+# copy of the contextvars context of the code that called the ``demo`` function.
+
+PyFn = Callable[..., Union[Any, Awaitable[Any]]]
+
+
+def call_python(fn: PyFn, *args: Any, runtime: str = "tokio") -> RustCall[Any]:
+    """Rust awaits ``fn(*args)`` once and returns its result (a Python exception comes back as
+    the original exception object)."""
+    tag, _, _, data, size = value_args(list(args))
+    return RustCallWithCallables(
+        lib.affi_demo_call_python, (PyCallableArg(fn), tag, data, size, runtime_id(runtime))
+    )
+
+
+def call_python_n(fn: PyFn, n: int, *, runtime: str = "tokio") -> RustCall[int]:
+    """Rust awaits ``fn(i)`` for ``i`` in ``range(n)`` one after another and returns the sum of
+    the int results."""
+    return RustCallWithCallables(
+        lib.affi_demo_call_python_n, (PyCallableArg(fn), u64(n, "n"), runtime_id(runtime))
+    )
+
+
+def gather_python(fn: PyFn, n: int, *, runtime: str = "tokio") -> RustCall[List[Any]]:
+    """Rust awaits ``fn(i)`` for every ``i`` in ``range(n)`` concurrently and returns the results
+    in order; the first exception cancels the calls still running."""
+    return RustCallWithCallables(
+        lib.affi_demo_gather_python, (PyCallableArg(fn), u64(n, "n"), runtime_id(runtime))
+    )
+
+
+def timeout_python(fn: PyFn, seconds: float, *args: Any, runtime: str = "tokio") -> RustCall[Any]:
+    """Rust starts ``fn(*args)`` and drops it after ``seconds`` (which cancels the Python task):
+    returns True if it timed out, else its result."""
+    tag, _, _, data, size = value_args(list(args))
+    return RustCallWithCallables(
+        lib.affi_demo_timeout_python,
+        (PyCallableArg(fn), as_seconds(seconds), tag, data, size, runtime_id(runtime)),
+    )

@@ -51,6 +51,18 @@ typedef enum {
   AFFI_OUTCOME_CANCELLED = 3,
 } AffiOutcome;
 
+// A request from Rust to Python, carried in a completion's `status` (values disjoint from
+// `AffiOutcome`).
+typedef enum {
+  // Call Python object `int_value` (a callable) with the packed argument list at `data`;
+  // `token` is the call id to answer with `affi_call_complete`.
+  AFFI_REQUEST_CALL = 16,
+  // Cancel the Python task of call `token`; Rust no longer waits for its answer.
+  AFFI_REQUEST_CANCEL = 17,
+  // Rust dropped its last reference to Python object `int_value`: forget it.
+  AFFI_REQUEST_RELEASE = 18,
+} AffiRequest;
+
 // How a port wakes its event loop.
 typedef enum {
   // The notifier thread calls the registered wake callback with the port id.
@@ -79,11 +91,11 @@ typedef enum {
 typedef struct {
   // The token Python gave when it started the call.
   uint64_t token;
-  // An `AffiOutcome`.
+  // An `AffiOutcome`, or an `AffiRequest` for requests from Rust to Python.
   int32_t status;
   // An `AffiTag`.
   uint32_t tag;
-  // Payload of `Bool`, `Int` and `Object`.
+  // Payload of `Bool`, `Int` and `Object`; the Python object id of a request.
   int64_t int_value;
   // Payload of `Float`.
   double float_value;
@@ -103,6 +115,12 @@ typedef struct {
   int64_t live_ports;
   // Objects held by Python.
   int64_t live_objects;
+  // Python callables held by Rust.
+  int64_t live_callables;
+  // Calls from Rust to Python waiting for their answer.
+  int64_t live_calls;
+  // Python exception objects held by Rust.
+  int64_t live_py_errors;
   // Tasks ever spawned.
   int64_t spawned;
   // Tasks that reached an outcome.
@@ -151,6 +169,24 @@ int32_t affi_port_close(uint64_t port);
 // no completion is delivered for it. Returns `AFFI_STATUS_ERR_CLOSED` if the task already
 // ended (its completion is then queued or delivered).
 int32_t affi_task_cancel(uint64_t task);
+
+// Python's answer to call `call` (an `AFFI_REQUEST_CALL` it drained).
+//
+// `status` is `AFFI_OUTCOME_OK` with the result as a tagged value (`tag`, `int_value`,
+// `float_value`, `data`, `len`, as for arguments), or `AFFI_OUTCOME_ERROR` with `data` the packed
+// `[type_name, message]` of the exception and `int_value` the id of the exception object
+// registered on the call's port (0 for none). Returns `AFFI_STATUS_ERR_CLOSED` if Rust no longer
+// waits for the call; Python then keeps ownership of the exception object.
+//
+// # Safety
+// `data` must be readable for `len` bytes during the call (or `len` is 0).
+int32_t affi_call_complete(uint64_t call,
+                           int32_t status,
+                           uint32_t tag,
+                           int64_t int_value,
+                           double float_value,
+                           const uint8_t *data,
+                           uintptr_t len);
 
 // Frees the object handle `handle`. Returns `AFFI_STATUS_ERR_CLOSED` if it is already freed.
 int32_t affi_object_free(uint64_t handle);

@@ -56,3 +56,45 @@ int64_t affi_demo_counter_new(void);
 // `await counter.add(n)`: adds `n` and returns the new total (RustError "overflow" if it would
 // leave 64 bits).
 int64_t affi_demo_counter_add(uint64_t port, uint64_t token, uint64_t counter, int64_t n);
+
+// `demo.call_python(fn, *args)`: awaits `fn(*args)` once and returns its result.
+//
+// # Safety
+// `data` must be readable for `len` bytes during the call.
+int64_t affi_demo_call_python(uint64_t port,
+                              uint64_t token,
+                              uint64_t callable,
+                              uint32_t tag,
+                              const uint8_t *data,
+                              uintptr_t len,
+                              uint32_t runtime_id);
+
+// `demo.call_python_n(fn, n)`: awaits `fn(i)` for `i` in `range(n)`, one after another, and
+// returns the sum of the int results.
+int64_t affi_demo_call_python_n(uint64_t port,
+                                uint64_t token,
+                                uint64_t callable,
+                                uint64_t n,
+                                uint32_t runtime_id);
+
+// `demo.gather_python(fn, n)`: awaits `fn(i)` for every `i` in `range(n)` concurrently and
+// returns the results in order. The first failure cancels the calls still running.
+int64_t affi_demo_gather_python(uint64_t port,
+                                uint64_t token,
+                                uint64_t callable,
+                                uint64_t n,
+                                uint32_t runtime_id);
+
+// `demo.timeout_python(fn, seconds, *args)`: starts `fn(*args)`; if it has not finished after
+// `seconds`, drops it (cancelling the Python task) and returns True, else returns its result.
+//
+// # Safety
+// `data` must be readable for `len` bytes during the call.
+int64_t affi_demo_timeout_python(uint64_t port,
+                                 uint64_t token,
+                                 uint64_t callable,
+                                 double seconds,
+                                 uint32_t tag,
+                                 const uint8_t *data,
+                                 uintptr_t len,
+                                 uint32_t runtime_id);

@@ -10,13 +10,17 @@
 
 use std::time::Duration;
 
+use crate::args;
 use crate::boundary::{guard, guard_status, last_error, AffiStatus, Failure};
+use crate::callable::{self, PythonError};
+use crate::codec;
 use crate::notifier;
 use crate::object;
-use crate::port::{AffiCompletion, AffiWake, Port};
+use crate::port::{AffiCompletion, AffiOutcome, AffiWake, Port};
 use crate::runtime::{self, AffiFlavor};
 use crate::stats;
 use crate::task;
+use crate::value::Value;
 
 // === Public FFI API ===
 
@@ -35,6 +39,12 @@ pub struct AffiStats {
     pub live_ports: i64,
     /// Objects held by Python.
     pub live_objects: i64,
+    /// Python callables held by Rust.
+    pub live_callables: i64,
+    /// Calls from Rust to Python waiting for their answer.
+    pub live_calls: i64,
+    /// Python exception objects held by Rust.
+    pub live_py_errors: i64,
     /// Tasks ever spawned.
     pub spawned: i64,
     /// Tasks that reached an outcome.
@@ -156,6 +166,62 @@ pub extern "C" fn affi_task_cancel(task: u64) -> i32 {
     guard_status(|| task::cancel(task))
 }
 
+/// Python's answer to call `call` (an `AFFI_REQUEST_CALL` it drained).
+///
+/// `status` is `AFFI_OUTCOME_OK` with the result as a tagged value (`tag`, `int_value`,
+/// `float_value`, `data`, `len`, as for arguments), or `AFFI_OUTCOME_ERROR` with `data` the packed
+/// `[type_name, message]` of the exception and `int_value` the id of the exception object
+/// registered on the call's port (0 for none). Returns `AFFI_STATUS_ERR_CLOSED` if Rust no longer
+/// waits for the call; Python then keeps ownership of the exception object.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call (or `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn affi_call_complete(
+    call: u64,
+    status: i32,
+    tag: u32,
+    int_value: i64,
+    float_value: f64,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    guard_status(|| {
+        if status == AffiOutcome::Ok as i32 {
+            // SAFETY: forwarded contract.
+            let result = unsafe { args::value(tag, int_value, float_value, data, len) }
+                .map_err(|f| PythonError::new("TypeError", f.message));
+            callable::complete(call, result, 0)
+        } else if status == AffiOutcome::Error as i32 {
+            // SAFETY: forwarded contract.
+            let (type_name, message) = match codec::decode(unsafe { args::bytes(data, len) }) {
+                Ok(Value::List(items)) => match <[Value; 2]>::try_from(items) {
+                    Ok([Value::Str(t), Value::Str(m)]) => (t, m),
+                    _ => {
+                        return Err(Failure::new(
+                            AffiStatus::ErrValue,
+                            "expected [type_name, message]",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(Failure::new(
+                        AffiStatus::ErrValue,
+                        "expected [type_name, message]",
+                    ))
+                }
+            };
+            let exception = u64::try_from(int_value).unwrap_or(0);
+            callable::complete(call, Err(PythonError::new(type_name, message)), exception)
+        } else {
+            Err(Failure::new(
+                AffiStatus::ErrValue,
+                format!("unknown call status {status}"),
+            ))
+        }
+    })
+}
+
 /// Frees the object handle `handle`. Returns `AFFI_STATUS_ERR_CLOSED` if it is already freed.
 #[no_mangle]
 pub extern "C" fn affi_object_free(handle: u64) -> i32 {
@@ -177,6 +243,9 @@ pub unsafe extern "C" fn affi_stats(out: *mut AffiStats) -> i32 {
             live_values: stats::LIVE_VALUES.get(),
             live_ports: stats::LIVE_PORTS.get(),
             live_objects: stats::LIVE_OBJECTS.get(),
+            live_callables: stats::LIVE_CALLABLES.get(),
+            live_calls: stats::LIVE_CALLS.get(),
+            live_py_errors: stats::LIVE_PY_ERRORS.get(),
             spawned: stats::SPAWNED.get(),
             completed: stats::COMPLETED.get(),
             cancelled: stats::CANCELLED.get(),

@@ -10,6 +10,7 @@
 //! - [`value`] and [`codec`]: what crosses the boundary and how containers are encoded.
 //! - [`args`]: reading C arguments into values.
 //! - [`object`]: opaque Rust objects held by Python.
+//! - [`callable`] and [`pyref`]: Rust awaiting Python callables, and the Python objects Rust holds.
 //! - [`ffi`]: the exported C functions every asyncffi cdylib carries.
 //!
 //! An exported async function is a `#[no_mangle] extern "C"` function taking the port id, the
@@ -35,18 +36,21 @@
 
 pub mod args;
 pub mod boundary;
+pub mod callable;
 pub mod codec;
 pub mod ffi;
 pub mod handle_table;
 mod notifier;
 pub mod object;
 pub mod port;
+pub mod pyref;
 pub mod runtime;
 pub mod stats;
 pub mod task;
 pub mod value;
 
 pub use boundary::{guard, guard_status, AffiStatus, Failure};
+pub use callable::{PyCall, PyCallable, PythonError};
 pub use notifier::AffiWakeFn;
 pub use runtime::Runtime;
 pub use task::spawn;

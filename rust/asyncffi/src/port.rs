@@ -29,6 +29,7 @@ use crate::codec;
 use crate::handle_table::HandleTable;
 use crate::notifier;
 use crate::object;
+use crate::pyref::PyRef;
 use crate::stats::{LIVE_PORTS, LIVE_VALUES, WAKES};
 use crate::value::{Object, Value};
 
@@ -78,17 +79,31 @@ pub enum AffiOutcome {
     Cancelled = 3,
 }
 
+/// A request from Rust to Python, carried in a completion's `status` (values disjoint from
+/// `AffiOutcome`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AffiRequest {
+    /// Call Python object `int_value` (a callable) with the packed argument list at `data`;
+    /// `token` is the call id to answer with `affi_call_complete`.
+    Call = 16,
+    /// Cancel the Python task of call `token`; Rust no longer waits for its answer.
+    Cancel = 17,
+    /// Rust dropped its last reference to Python object `int_value`: forget it.
+    Release = 18,
+}
+
 /// One completion as Python reads it from the drain array.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct AffiCompletion {
     /// The token Python gave when it started the call.
     pub token: u64,
-    /// An `AffiOutcome`.
+    /// An `AffiOutcome`, or an `AffiRequest` for requests from Rust to Python.
     pub status: i32,
     /// An `AffiTag`.
     pub tag: u32,
-    /// Payload of `Bool`, `Int` and `Object`.
+    /// Payload of `Bool`, `Int` and `Object`; the Python object id of a request.
     pub int_value: i64,
     /// Payload of `Float`.
     pub float_value: f64,
@@ -152,27 +167,36 @@ fn scalar(tag: AffiTag, int: i64, float: f64) -> Payload {
     Payload::Scalar { tag, int, float }
 }
 
-fn error_payload(kind: &str, message: &str) -> Payload {
-    let pair = Value::List(vec![Value::Str(kind.into()), Value::Str(message.into())]);
-    let bytes = codec::encode(&pair).expect("two strings always encode");
+/// `[kind, message]`, or `[kind, message, id]` when the error is a Python exception object that
+/// Python (the same port) can raise again as it is.
+fn error_payload(kind: &str, message: &str, origin: Option<u64>) -> Payload {
+    let mut items = vec![Value::Str(kind.into()), Value::Str(message.into())];
+    if let Some(id) = origin {
+        items.push(Value::Int(id as i64));
+    }
+    let bytes = codec::encode(&Value::List(items)).expect("strings and an int always encode");
     Payload::Heap(AffiTag::Packed, Buffer::new(bytes))
 }
 
 impl Outcome {
-    /// Status and payload for this outcome.
-    pub fn into_parts(self) -> (AffiOutcome, Payload) {
+    /// Status and payload of this outcome for port `port`, and the Python object the payload
+    /// names (an original exception), which must stay alive until Python has read it.
+    fn into_parts(self, port: u64) -> (AffiOutcome, Payload, Option<PyRef>) {
         let value = match self {
             Outcome::Done(Ok(value)) => value,
             Outcome::Done(Err(e)) => {
-                return (AffiOutcome::Error, error_payload(&e.kind, &e.message))
+                let origin = e.origin.filter(|r| r.port_id() == port);
+                let payload = error_payload(&e.kind, &e.message, origin.as_ref().map(PyRef::id));
+                return (AffiOutcome::Error, payload, origin);
             }
             Outcome::Panic(message) => {
                 return (
                     AffiOutcome::Panic,
                     Payload::Heap(AffiTag::Str, Buffer::new(message.into_bytes())),
+                    None,
                 )
             }
-            Outcome::Cancelled => return (AffiOutcome::Cancelled, NONE),
+            Outcome::Cancelled => return (AffiOutcome::Cancelled, NONE, None),
         };
         let payload = match value {
             Value::None => NONE,
@@ -184,17 +208,24 @@ impl Outcome {
             Value::Object(o) => Payload::Object(o),
             container => match codec::encode(&container) {
                 Ok(bytes) => Payload::Heap(AffiTag::Packed, Buffer::new(bytes)),
-                Err(e) => return (AffiOutcome::Error, error_payload("encode", &e.to_string())),
+                Err(e) => {
+                    let payload = error_payload("encode", &e.to_string(), None);
+                    return (AffiOutcome::Error, payload, None);
+                }
             },
         };
-        (AffiOutcome::Ok, payload)
+        (AffiOutcome::Ok, payload, None)
     }
 }
 
 struct Queued {
     token: u64,
-    status: AffiOutcome,
+    /// An `AffiOutcome` or an `AffiRequest`.
+    status: i32,
+    int_value: i64,
     payload: Payload,
+    /// A Python object the payload names; kept alive until Python released the batch.
+    keep: Option<PyRef>,
 }
 
 #[derive(Default)]
@@ -203,6 +234,8 @@ struct PortState {
     queue: VecDeque<Queued>,
     /// Payloads of the last drained batch, freed by `release`.
     held: Vec<Buffer>,
+    /// Python objects named by the last drained batch, dropped by `release`.
+    held_refs: Vec<PyRef>,
     /// Set once by `close`; never unset. Pushes after it free their payload at once.
     closed: bool,
 }
@@ -263,6 +296,7 @@ impl Port {
         };
         drop(queued);
         crate::task::cancel_port(id);
+        crate::callable::fail_port(id);
         Ok(())
     }
 
@@ -297,18 +331,45 @@ impl Port {
 
     /// Step 2 and 3: queues an outcome for `token`, waking Python if the queue was empty.
     pub fn push(&self, token: u64, outcome: Outcome) {
-        let (status, payload) = outcome.into_parts();
-        let item = Queued {
+        let (status, payload, keep) = outcome.into_parts(self.id());
+        self.enqueue(Queued {
             token,
-            status,
+            status: status as i32,
+            int_value: 0,
             payload,
+            keep,
+        });
+    }
+
+    /// Queues a request for Python (same queue and wake as completions). Returns false if the
+    /// port is closed: the request was dropped.
+    pub fn push_request(
+        &self,
+        request: AffiRequest,
+        token: u64,
+        int_value: i64,
+        args: Option<Buffer>,
+    ) -> bool {
+        let payload = match args {
+            Some(buffer) => Payload::Heap(AffiTag::Packed, buffer),
+            None => scalar(AffiTag::None, int_value, 0.0),
         };
+        self.enqueue(Queued {
+            token,
+            status: request as i32,
+            int_value,
+            payload,
+            keep: None,
+        })
+    }
+
+    fn enqueue(&self, item: Queued) -> bool {
         let was_empty = {
             let mut state = self.lock();
             if state.closed {
                 drop(state);
                 drop(item);
-                return;
+                return false;
             }
             let was_empty = state.queue.is_empty();
             state.queue.push_back(item);
@@ -318,6 +379,12 @@ impl Port {
             WAKES.inc();
             self.wake();
         }
+        true
+    }
+
+    /// Whether the port is closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     fn wake(&self) {
@@ -349,8 +416,14 @@ impl Port {
         }
         let mut state = self.lock();
         let n = out.len().min(state.queue.len());
-        let PortState { queue, held, .. } = &mut *state;
+        let PortState {
+            queue,
+            held,
+            held_refs,
+            ..
+        } = &mut *state;
         for (slot, item) in out.iter_mut().zip(queue.drain(..n)) {
+            held_refs.extend(item.keep);
             let (tag, int_value, float_value, data, len) = match item.payload {
                 Payload::Scalar { tag, int, float } => (tag, int, float, std::ptr::null(), 0),
                 Payload::Heap(tag, buffer) => {
@@ -358,7 +431,7 @@ impl Port {
                     // Moving the Buffer moves only the Vec header; its heap block, which `ptr`
                     // points to, stays where it is until `release` drops it.
                     held.push(buffer);
-                    (tag, 0, 0.0, ptr, len)
+                    (tag, item.int_value, 0.0, ptr, len)
                 }
                 Payload::Object(o) => (
                     AffiTag::Object,
@@ -370,7 +443,7 @@ impl Port {
             };
             *slot = AffiCompletion {
                 token: item.token,
-                status: item.status as i32,
+                status: item.status,
                 tag: tag as u32,
                 int_value,
                 float_value,
@@ -381,10 +454,18 @@ impl Port {
         n
     }
 
-    /// Step 5: frees the payloads of the drained batches.
+    /// Step 5: frees the payloads of the drained batches (and lets go of the Python objects
+    /// they named, which queues their release requests).
     pub fn release(&self) {
-        let held = std::mem::take(&mut self.lock().held);
+        let (held, refs) = {
+            let mut state = self.lock();
+            (
+                std::mem::take(&mut state.held),
+                std::mem::take(&mut state.held_refs),
+            )
+        };
         drop(held);
+        drop(refs);
     }
 }
 

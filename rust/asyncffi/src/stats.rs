@@ -39,6 +39,12 @@ pub static LIVE_VALUES: Counter = Counter::new();
 pub static LIVE_PORTS: Counter = Counter::new();
 /// Opaque Rust objects held by Python.
 pub static LIVE_OBJECTS: Counter = Counter::new();
+/// Python callables held by Rust.
+pub static LIVE_CALLABLES: Counter = Counter::new();
+/// Python exception objects held by Rust (to raise the original again).
+pub static LIVE_PY_ERRORS: Counter = Counter::new();
+/// Calls from Rust to Python waiting for their answer.
+pub static LIVE_CALLS: Counter = Counter::new();
 /// Tasks ever spawned.
 pub static SPAWNED: Counter = Counter::new();
 /// Tasks that ran to an outcome (value, error or panic).

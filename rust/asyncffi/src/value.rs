@@ -9,6 +9,8 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::pyref::PyRef;
+
 /// An opaque Rust object handed to Python. Python sees a wrapper with `close()`; Rust code that
 /// receives it back gets the same `Arc` and downcasts it.
 pub type Object = Arc<dyn Any + Send + Sync>;
@@ -93,12 +95,17 @@ impl From<()> for Value {
 
 /// How an exported function failed. Python raises `asyncffi.RustError` with `kind` as its
 /// `.kind` attribute and `message` as its text.
+///
+/// An error converted from a [`crate::PythonError`] keeps the Python exception object, so
+/// Python raises the original exception again instead of a `RustError`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
-    /// A short machine-readable category, such as `"overflow"` or `"not_found"`.
+    /// A short machine-readable category, such as `"overflow"` or `"not_found"` (for Python
+    /// exceptions: the exception's type name).
     pub kind: String,
     /// The human-readable message.
     pub message: String,
+    pub(crate) origin: Option<PyRef>,
 }
 
 impl Error {
@@ -107,6 +114,7 @@ impl Error {
         Error {
             kind: kind.into(),
             message: message.into(),
+            origin: None,
         }
     }
 }

@@ -9,7 +9,12 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use asyncffi::{args, guard, object, spawn, AffiStatus, Error, Failure, Runtime, Value};
+use std::future::Future;
+use std::task::Poll;
+
+use asyncffi::{
+    args, guard, object, spawn, AffiStatus, Error, Failure, PyCallable, Runtime, Value,
+};
 
 // Keep the core ABI in this library: referencing one item of `asyncffi::ffi` makes the linker
 // keep its object file, whose `#[no_mangle]` functions are then exported.
@@ -235,4 +240,166 @@ pub extern "C" fn affi_demo_counter_add(port: u64, token: u64, counter: u64, n: 
         })?;
         Ok(task as i64)
     })
+}
+
+// === Rust awaiting Python ===
+
+/// The argument list of a call, passed as one tagged value holding a list.
+///
+/// # Safety
+/// As for `asyncffi::args::value`.
+unsafe fn arg_list(tag: u32, data: *const u8, len: usize) -> Result<Vec<Value>, Failure> {
+    // SAFETY: forwarded contract.
+    match unsafe { args::value(tag, 0, 0.0, data, len) }? {
+        Value::List(items) => Ok(items),
+        _ => Err(Failure::new(
+            AffiStatus::ErrType,
+            "call arguments must be a list",
+        )),
+    }
+}
+
+/// `demo.call_python(fn, *args)`: awaits `fn(*args)` once and returns its result.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call.
+#[no_mangle]
+pub unsafe extern "C" fn affi_demo_call_python(
+    port: u64,
+    token: u64,
+    callable: u64,
+    tag: u32,
+    data: *const u8,
+    len: usize,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        // SAFETY: forwarded contract.
+        let args = unsafe { arg_list(tag, data, len) }?;
+        let callable = PyCallable::adopt(port, callable)?;
+        let task = spawn(
+            rt,
+            port,
+            token,
+            async move { Ok(callable.call(args).await?) },
+        )?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.call_python_n(fn, n)`: awaits `fn(i)` for `i` in `range(n)`, one after another, and
+/// returns the sum of the int results.
+#[no_mangle]
+pub extern "C" fn affi_demo_call_python_n(
+    port: u64,
+    token: u64,
+    callable: u64,
+    n: u64,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let callable = PyCallable::adopt(port, callable)?;
+        let task = spawn(rt, port, token, async move {
+            let mut sum: i64 = 0;
+            for i in 0..n {
+                let value = callable.call(vec![Value::Int(i as i64)]).await?;
+                let Value::Int(x) = value else {
+                    return Err(Error::new(
+                        "type",
+                        format!("fn({i}) returned {value:?}, not an int"),
+                    ));
+                };
+                sum = sum
+                    .checked_add(x)
+                    .ok_or_else(|| Error::new("overflow", "the sum does not fit in 64 bits"))?;
+            }
+            Ok(Value::Int(sum))
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.gather_python(fn, n)`: awaits `fn(i)` for every `i` in `range(n)` concurrently and
+/// returns the results in order. The first failure cancels the calls still running.
+#[no_mangle]
+pub extern "C" fn affi_demo_gather_python(
+    port: u64,
+    token: u64,
+    callable: u64,
+    n: u64,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let callable = PyCallable::adopt(port, callable)?;
+        let task = spawn(rt, port, token, async move {
+            // Every call starts now; awaiting them in order collects the results in order.
+            let calls: Vec<_> = (0..n)
+                .map(|i| callable.call(vec![Value::Int(i as i64)]))
+                .collect();
+            let mut results = Vec::with_capacity(calls.len());
+            for call in calls {
+                results.push(call.await?);
+            }
+            Ok(Value::List(results))
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.timeout_python(fn, seconds, *args)`: starts `fn(*args)`; if it has not finished after
+/// `seconds`, drops it (cancelling the Python task) and returns True, else returns its result.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn affi_demo_timeout_python(
+    port: u64,
+    token: u64,
+    callable: u64,
+    seconds: f64,
+    tag: u32,
+    data: *const u8,
+    len: usize,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let limit = duration(seconds)?;
+        // SAFETY: forwarded contract.
+        let args = unsafe { arg_list(tag, data, len) }?;
+        let callable = PyCallable::adopt(port, callable)?;
+        let task = spawn(rt, port, token, async move {
+            let call = callable.call(args);
+            match first(call, sleep_on(rt, limit)).await {
+                Either::Left(result) => Ok(result?),
+                Either::Right(()) => Ok(Value::Bool(true)), // the call is dropped: cancelled
+            }
+        })?;
+        Ok(task as i64)
+    })
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Waits for whichever of `a` and `b` finishes first (`a` wins ties) and drops the other.
+async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(x) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(x));
+        }
+        if let Poll::Ready(y) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(y));
+        }
+        Poll::Pending
+    })
+    .await
 }
