@@ -6,7 +6,9 @@ built-in functions and the README for how it works.
 """
 
 from . import demo as demo
+from ._call import PyCallableArg as PyCallableArg
 from ._call import RustCall as RustCall
+from ._call import RustCallWithCallables as RustCallWithCallables
 from ._errors import ClosedError as ClosedError
 from ._errors import Error as Error
 from ._errors import RustError as RustError
@@ -20,7 +22,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ClosedError",
     "Error",
+    "PyCallableArg",
     "RustCall",
+    "RustCallWithCallables",
     "RustError",
     "RustObject",
     "RustPanic",
