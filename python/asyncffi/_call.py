@@ -158,6 +158,7 @@ class RustCallWithCallables(RustCall[T]):
                 port.objects.pop(object_id, None)
             raise
 
+
 _names: Dict[Any, str] = {}
 
 

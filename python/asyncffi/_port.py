@@ -76,7 +76,16 @@ class Port:
     ``close`` (also called by finalizers and at exit)."""
 
     __slots__ = (
-        "_buf", "calls", "closed", "fd", "id", "loop_ref", "objects", "pending", "tokens", "wake",
+        "_buf",
+        "calls",
+        "closed",
+        "fd",
+        "id",
+        "loop_ref",
+        "objects",
+        "pending",
+        "tokens",
+        "wake",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, wake: str) -> None:

@@ -1,0 +1,256 @@
+"""Rust awaiting Python: coroutines and plain callables as Rust futures, contextvars,
+cancellation both ways, original exceptions, lifetimes, several loops at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import threading
+import time
+import traceback
+import weakref
+from typing import List
+
+import asyncffi
+import pytest
+from asyncffi import demo
+from conftest import LOOPS, run_python, wait_for_stat
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+
+async def test_rust_awaits_a_coroutine_in_the_callers_context(runtime: str, wake: str) -> None:
+    async def handler(x: int) -> dict:
+        await asyncio.sleep(0.01)
+        return {"x": x, "rid": request_id.get()}
+
+    request_id.set("r-42")
+    assert await demo.call_python(handler, 7, runtime=runtime) == {"x": 7, "rid": "r-42"}
+
+
+async def test_each_call_runs_in_its_own_copy_of_the_context() -> None:
+    counter: contextvars.ContextVar[int] = contextvars.ContextVar("counter", default=0)
+
+    def bump(i: int) -> int:
+        counter.set(counter.get() + 1)
+        return counter.get()
+
+    counter.set(10)
+    assert await demo.call_python_n(bump, 5) == 11 * 5  # no call sees another's change
+    assert counter.get() == 10
+
+
+async def test_plain_functions_and_arguments(runtime: str) -> None:
+    assert await demo.call_python_n(lambda i: i, 1000, runtime=runtime) == sum(range(1000))
+    assert await demo.call_python(lambda *a: list(a), 1, "two", [3.0], runtime=runtime) == [
+        1,
+        "two",
+        [3.0],
+    ]
+    assert await demo.call_python(dict, runtime=runtime) == {}
+
+
+async def test_gather_runs_calls_concurrently_in_order(runtime: str, wake: str) -> None:
+    async def slow(i: int) -> int:
+        await asyncio.sleep(0.2)
+        return i * i
+
+    start = time.perf_counter()
+    assert await demo.gather_python(slow, 200, runtime=runtime) == [i * i for i in range(200)]
+    assert time.perf_counter() - start < 2.0  # 200 sequential calls would take 40 s
+
+
+async def test_dropping_the_rust_future_cancels_the_python_task(runtime: str, wake: str) -> None:
+    seen: List[str] = []
+
+    async def slow(seconds: float) -> None:
+        try:
+            await asyncio.sleep(seconds)
+            seen.append("finished")
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        finally:
+            seen.append("finally")
+
+    assert await demo.timeout_python(slow, 0.05, 10, runtime=runtime) is True
+    await asyncio.sleep(0.05)
+    assert seen == ["cancelled", "finally"]
+    assert await demo.timeout_python(slow, 5, 0.01, runtime=runtime) is None
+    assert seen[2:] == ["finished", "finally"]
+
+
+async def test_cancelling_the_outer_task_cancels_all_the_way_down(runtime: str) -> None:
+    seen: List[str] = []
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            seen.append("finally")
+
+    task = asyncio.ensure_future(demo.call_python(slow, runtime=runtime))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == ["finally"]
+    assert await wait_for_stat("live_calls", 0) == 0
+
+
+async def test_python_exceptions_come_back_as_the_original_object(runtime: str) -> None:
+    raised: List[BaseException] = []
+
+    async def bad(x: int) -> None:
+        await asyncio.sleep(0)
+        err = KeyError(f"missing {x}")
+        raised.append(err)
+        raise err
+
+    with pytest.raises(KeyError) as info:
+        await demo.call_python(bad, 3, runtime=runtime)
+    assert info.value is raised[0]
+    assert "bad" in [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+
+    def sync_bad() -> None:
+        raise ValueError("plain function")
+
+    with pytest.raises(ValueError, match="plain function"):
+        await demo.call_python(sync_bad, runtime=runtime)
+    with pytest.raises(ZeroDivisionError):
+        await demo.gather_python(lambda i: 1 // (i - 5), 10, runtime=runtime)
+
+
+async def test_rust_sees_type_name_and_message_of_errors() -> None:
+    # call_python_n needs ints: a str result is a Rust error of its own ...
+    with pytest.raises(asyncffi.RustError, match="not an int") as info:
+        await demo.call_python_n(lambda i: "x", 3)
+    assert info.value.kind == "type"
+    # ... and a value Python cannot send is refused on the Python side, as a TypeError.
+    with pytest.raises(TypeError, match="cannot pass 'object' objects"):
+        await demo.call_python(object)
+
+
+def test_non_callables_are_refused_when_called() -> None:
+    with pytest.raises(TypeError, match="fn must be callable, not int"):
+        demo.call_python(5)  # type: ignore[arg-type]
+
+
+async def test_the_callable_lives_while_rust_holds_it_and_is_released_after() -> None:
+    class Handler:
+        async def __call__(self, x: int) -> int:
+            await asyncio.sleep(0.05)
+            return x + 1
+
+    handler = Handler()
+    ref = weakref.ref(handler)
+    call = demo.call_python(handler, 1)
+    del handler
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0.01)
+    gc.collect()
+    assert ref() is not None, "the callable died while Rust held it"
+    assert asyncffi.stats()["live_callables"] == 1
+    assert await task == 2
+    del call, task
+    assert await wait_for_stat("live_callables", 0) == 0
+    await asyncio.sleep(0.01)  # the release request is handled on the loop
+    gc.collect()
+    assert ref() is None, "the callable outlived Rust's last reference"
+
+
+@pytest.mark.parametrize("runtime", ["tokio", "async-std"])
+def test_loops_in_four_threads_each_run_their_own_calls(runtime: str) -> None:
+    errors: List[BaseException] = []
+
+    def worker(k: int) -> None:
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+
+            async def where(i: int) -> list:
+                await asyncio.sleep(0)
+                return [k, i, asyncio.get_running_loop() is loop]
+
+            got = await asyncio.gather(
+                *(demo.call_python(where, i, runtime=runtime) for i in range(1_000))
+            )
+            assert got == [[k, i, True] for i in range(1_000)]
+
+        try:
+            factory = list(LOOPS.values())[k % len(LOOPS)]
+            loop = factory()
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
+def test_closing_the_loop_fails_pending_calls_and_frees_everything(wake: str) -> None:
+    loop = asyncio.new_event_loop()
+    started = 0
+
+    async def slow() -> None:
+        nonlocal started
+        started += 1
+        await asyncio.sleep(30)
+
+    async def begin() -> list:
+        tasks = [asyncio.ensure_future(demo.call_python(slow)) for _ in range(100)]
+        while started < 100:
+            await asyncio.sleep(0.01)
+        return tasks
+
+    tasks = loop.run_until_complete(begin())
+    assert asyncffi.stats()["live_calls"] == 100
+    loop.close()
+    del tasks, loop
+    # no_leaks (conftest) checks that calls, callables and tasks all went to zero.
+
+
+EXIT_SCRIPT = """
+import asyncio, asyncffi
+from asyncffi import demo
+asyncffi.configure(wake={wake!r})
+
+async def slow(i):
+    await asyncio.sleep(30)
+
+async def main():
+    tasks = [asyncio.ensure_future(demo.gather_python(slow, 100, runtime={runtime!r}))
+             for _ in range(20)]
+    await asyncio.sleep(0.2)
+    print(asyncffi.stats()["live_calls"], flush=True)
+
+loop = asyncio.new_event_loop()
+loop.run_until_complete(main())
+"""
+
+
+@pytest.mark.parametrize("wake", ["threadsafe", "fd"])
+@pytest.mark.parametrize("runtime", ["tokio", "async-std"])
+def test_exit_with_calls_in_flight(wake: str, runtime: str) -> None:
+    proc = run_python(EXIT_SCRIPT.format(wake=wake, runtime=runtime))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "2000\n"
+    stderr = "".join(
+        line
+        for line in proc.stderr.splitlines(True)
+        if not line.startswith(("Task was destroyed but it is pending!", "task: <Task pending"))
+    )
+    assert stderr == ""
