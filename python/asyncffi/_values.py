@@ -130,7 +130,7 @@ def value_args(value: object) -> ValueArgs:
 
 def pack(value: Any) -> bytes:
     """Packs a list of str/int (error fields) for Rust."""
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    return msgpack.packb(value, use_bin_type=True)
 
 
 def unpack(data: Any, size: int) -> Any:

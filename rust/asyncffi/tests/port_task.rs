@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use asyncffi::ffi::{
-    affi_port_close, affi_port_drain, affi_port_fd, affi_port_open, affi_port_release,
-    affi_set_wake_callback, affi_stats, affi_task_cancel, AffiStats,
+    affi_call_complete, affi_port_close, affi_port_drain, affi_port_fd, affi_port_open,
+    affi_port_release, affi_set_wake_callback, affi_stats, affi_task_cancel, AffiStats,
 };
-use asyncffi::port::{AffiCompletion, AffiOutcome, AffiTag, AffiWake};
-use asyncffi::{codec, spawn, AffiStatus, Error, Runtime, Value};
+use asyncffi::port::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
+use asyncffi::{codec, spawn, AffiStatus, Error, PyCallable, Runtime, Value};
 
 /// Tests that read the global counters run one at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -264,4 +264,171 @@ fn bad_handles_and_arguments_are_errors() {
         AffiStatus::ErrValue as i64
     );
     assert_eq!(affi_port_close(port), 0);
+}
+
+/// Drains until a completion with `status` arrives; returns it.
+fn next_with_status(port: u64, status: i32) -> AffiCompletion {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [EMPTY; 1];
+    while Instant::now() < deadline {
+        // SAFETY: `buf` holds one writable completion.
+        let k = unsafe { affi_port_drain(port, buf.as_mut_ptr(), 1) };
+        if k == 1 && buf[0].status == status {
+            return buf[0];
+        }
+        if k == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    panic!("no completion with status {status} arrived");
+}
+
+fn answer(call: u64, value: i64) -> i32 {
+    // SAFETY: an int value uses no data pointer.
+    unsafe {
+        affi_call_complete(
+            call,
+            AffiOutcome::Ok as i32,
+            AffiTag::Int as u32,
+            value,
+            0.0,
+            std::ptr::null(),
+            0,
+        )
+    }
+}
+
+#[test]
+fn rust_calls_python_through_requests_on_the_port() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let callable = PyCallable::adopt(port, 77).unwrap();
+    let result = Arc::new(Mutex::new(None));
+    let sink = result.clone();
+    let c = callable.clone();
+    spawn(Runtime::AsyncStd, port, 1, async move {
+        let r = c.call(vec![Value::Int(5), Value::Str("x".into())]).await;
+        *sink.lock().unwrap() = Some(r);
+        Ok(Value::None)
+    })
+    .unwrap();
+    // Python's side of the protocol: a Call request naming the callable, with packed arguments.
+    let request = next_with_status(port, AffiRequest::Call as i32);
+    assert_eq!(request.int_value, 77);
+    assert_eq!(
+        codec::decode(&bytes_of(&request)).unwrap(),
+        Value::List(vec![Value::Int(5), Value::Str("x".into())])
+    );
+    assert_eq!(stats().live_calls, 1);
+    assert_eq!(answer(request.token, 6), 0);
+    assert_eq!(
+        answer(request.token, 6),
+        AffiStatus::ErrClosed as i32,
+        "answered twice"
+    );
+    next_with_status(port, AffiOutcome::Ok as i32);
+    assert_eq!(*result.lock().unwrap(), Some(Ok(Value::Int(6))));
+    assert_eq!(affi_port_release(port), 0);
+    // Dropping the last reference asks Python to release the callable.
+    assert_eq!(stats().live_callables, 1);
+    drop(callable);
+    let release = next_with_status(port, AffiRequest::Release as i32);
+    assert_eq!(release.int_value, 77);
+    assert_eq!(stats().live_callables, 0);
+    assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn dropping_a_call_sends_cancel_and_python_errors_keep_their_object() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let callable = PyCallable::adopt(port, 5).unwrap();
+    let call = callable.call(vec![]);
+    let request = next_with_status(port, AffiRequest::Call as i32);
+    drop(call);
+    let cancel = next_with_status(port, AffiRequest::Cancel as i32);
+    assert_eq!(cancel.token, request.token);
+    assert_eq!(
+        answer(request.token, 1),
+        AffiStatus::ErrClosed as i32,
+        "late answers are refused"
+    );
+
+    // An exception: Rust gets type name and message and adopts the exception object (id 9).
+    let call = callable.call(vec![]);
+    let request = next_with_status(port, AffiRequest::Call as i32);
+    let pair = codec::encode(&Value::List(vec![
+        Value::Str("KeyError".into()),
+        Value::Str("'k'".into()),
+    ]))
+    .unwrap();
+    // SAFETY: `pair` is readable for its length.
+    let status = unsafe {
+        affi_call_complete(
+            request.token,
+            AffiOutcome::Error as i32,
+            AffiTag::Packed as u32,
+            9,
+            0.0,
+            pair.as_ptr(),
+            pair.len(),
+        )
+    };
+    assert_eq!(status, 0);
+    let error = futures_block_on(call).unwrap_err();
+    assert_eq!(
+        (error.type_name.as_str(), error.message.as_str()),
+        ("KeyError", "'k'")
+    );
+    assert_eq!(stats().live_py_errors, 1);
+    // Returned to Python unchanged, the error names the original object (id 9) ...
+    spawn(
+        Runtime::Tokio,
+        port,
+        3,
+        async move { Err(Error::from(error)) },
+    )
+    .unwrap();
+    let outcome = next_with_status(port, AffiOutcome::Error as i32);
+    assert_eq!(
+        codec::decode(&bytes_of(&outcome)).unwrap(),
+        Value::List(vec![
+            Value::Str("KeyError".into()),
+            Value::Str("'k'".into()),
+            Value::Int(9)
+        ])
+    );
+    // ... which Rust releases once Python has read the batch.
+    assert_eq!(affi_port_release(port), 0);
+    let release = next_with_status(port, AffiRequest::Release as i32);
+    assert_eq!(release.int_value, 9);
+    assert_eq!(stats().live_py_errors, 0);
+    drop(callable);
+    assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn closing_the_port_fails_waiting_calls_at_once() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let callable = PyCallable::adopt(port, 1).unwrap();
+    let call = callable.call(vec![Value::None]);
+    assert_eq!(affi_port_close(port), 0);
+    let error = futures_block_on(call).unwrap_err();
+    assert_eq!(error.type_name, "ClosedError");
+    // Calls made after the close fail at once too.
+    let error = futures_block_on(callable.call(vec![])).unwrap_err();
+    assert_eq!(error.type_name, "ClosedError");
+    assert_eq!(stats().live_calls, 0);
+    drop(callable);
+    assert_eq!(stats().live_callables, 0);
+}
+
+/// Runs a future to completion on this thread, on a throwaway current-thread runtime.
+fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
+    let handle = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    handle.block_on(future)
 }
