@@ -42,7 +42,10 @@ if command -v pypy3 >/dev/null; then
         "$work/venv/bin/python" -m asyncffi demo --wake "$wake" > "$work/out" 2> "$work/err" \
             || { cat "$work/out" "$work/err"; exit 1; }
         if [ -s "$work/err" ]; then cat "$work/err"; exit 1; fi
-        grep -q "round-trips" "$work/out" && grep -q "live_tasks': 0" "$work/out"
+        if ! grep -q "round-trips" "$work/out" || ! grep -q "live_tasks': 0" "$work/out"; then
+            cat "$work/out"
+            exit 1
+        fi
         echo "PyPy demo (wake=$wake): ok"
     done
     rm -rf "$work"
