@@ -72,18 +72,30 @@ async def run_demo() -> None:
     except asyncffi.RustError as e:
         _line("await demo.add(2**63 - 1, 1)", f"RustError(kind={e.kind!r}): {e}")
 
+    async def handler(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return x * 2
+
+    doubled, took = await _timed(demo.call_python(handler, 21))
+    _line("Rust awaits a Python coroutine", f"call_python(handler, 21) -> {doubled}")
+    timed_out, took = await _timed(demo.timeout_python(asyncio.sleep, 0.05, 10))
+    _line("Rust drops a Python call after 50 ms", f"timed out: {timed_out}; Python task cancelled")
+
     with demo.Counter() as counter:
         await counter.add(40)
         total = await counter.add(2)
     _line("Counter(): an opaque Rust object", f"total {total}, then closed")
 
-    # A Rust task is dropped just after it delivers its result: give the last ones a moment.
+
+def _live_counters() -> dict[str, int]:
+    """The live counters once they settle (a Rust task is dropped just after it delivers its
+    result, so the last ones may need a moment)."""
     for _ in range(100):
         live = {k: v for k, v in asyncffi.stats().items() if k.startswith("live_")}
-        if live["live_tasks"] == 0:
+        if not any(live.values()):
             break
-        await asyncio.sleep(0.01)
-    print(f"\nlive counters: {live}")
+        time.sleep(0.01)
+    return live
 
 
 def _loop_factory(name: str) -> Optional[Callable[[], asyncio.AbstractEventLoop]]:
@@ -110,6 +122,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         loop.run_until_complete(run_demo())
     finally:
         loop.close()
+    print(f"\nloop closed; live counters: {_live_counters()}")
     return 0
 
 
