@@ -219,8 +219,14 @@ class Port:
                 self._answer_value(call_id, result)
                 return
             task = run(asyncio.ensure_future, result)
-        except Exception as exc:
+        except BaseException as exc:
             self._answer_error(call_id, exc)
+            if not isinstance(exc, Exception):
+                # KeyboardInterrupt, SystemExit: raise them from the loop, after this batch, so
+                # that the rest of the batch is still delivered.
+                loop = self.loop_ref()
+                if loop is not None:
+                    loop.call_soon(_reraise, exc)
             return
         self.calls[call_id] = task
         task.add_done_callback(functools.partial(self._call_done, call_id))
@@ -370,6 +376,10 @@ def _install_wake_callback() -> None:
             cb: Callable[[int], None] = _on_wake
             _wake_callback = ffi.callback("void(*)(uint64_t)", cb, onerror=_wake_error)
             check(lib.affi_set_wake_callback(_wake_callback))
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 def _wrap_object(handle: int) -> Any:
