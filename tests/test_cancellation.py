@@ -70,3 +70,22 @@ async def test_timeouts_with_asyncio_timeout_context(runtime: str) -> None:
         async with asyncio.timeout(0.05):
             await demo.pending(runtime=runtime)
     assert await wait_for_stat("live_tasks", 0, timeout=1.0) == 0
+
+
+async def test_cancelling_right_after_the_start_never_loses_the_cancel(runtime: str) -> None:
+    # Cancel lands while the task is being spawned or polled for the first time.
+    for _ in range(2_000):
+        task = asyncio.ensure_future(demo.pending(runtime=runtime))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await wait_for_stat("live_tasks", 0, timeout=2.0) == 0
+
+
+async def test_a_huge_tick_count_is_no_allocation_bomb() -> None:
+    task = asyncio.ensure_future(demo.tick(0, 2**32 - 1))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -159,3 +159,15 @@ def test_bad_arguments_raise_when_called(call: Any, error: type, match: str) -> 
 async def test_bad_durations_are_refused_by_rust_with_a_clear_message(seconds: float) -> None:
     with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):
         await demo.sleep(seconds)
+
+
+async def test_a_null_pointer_with_a_length_is_refused_not_dereferenced() -> None:
+    # The raw C ABI, as a careless caller would use it: an error code, never a crash.
+    from asyncffi._errors import last_error
+    from asyncffi._loader import ffi, lib
+    from asyncffi._port import current_port
+
+    port = current_port()
+    status = lib.affi_demo_echo(port.id, 999, lib.AFFI_TAG_BYTES, 0, 0.0, ffi.NULL, 10, 0)
+    assert status == lib.AFFI_STATUS_ERR_VALUE
+    assert "NULL data pointer" in last_error()

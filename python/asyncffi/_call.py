@@ -21,7 +21,8 @@ from typing import Any, Callable, Dict, Generator, Generic, Optional, Tuple, Typ
 
 from ._errors import status_error
 from ._loader import lib
-from ._port import Port, current_port
+from ._port import Port, ShutDownError, current_port
+from ._runtime import state
 
 T = TypeVar("T")
 
@@ -81,10 +82,15 @@ class RustCall(Generic[T]):
 
     def _start(self) -> Future[T]:
         loop = get_running_loop()
-        port = current_port()
+        try:
+            port = current_port()
+        except ShutDownError:
+            return self._never(loop)
         token = next(port.tokens)
         task = self._fn(port.id, token, *self._args)
         if task < 0:
+            if state.shut_down:
+                return self._never(loop)
             raise status_error(task)
         fut: Future[T] = loop.create_future()
         port.pending[token] = fut
@@ -93,6 +99,14 @@ class RustCall(Generic[T]):
         self._token = token
         self._task = task
         self._args = ()
+        fut._asyncio_future_blocking = True
+        return fut
+
+    def _never(self, loop: Any) -> Future[T]:
+        """After shutdown (interpreter exit) a call never completes, like everything else in
+        the daemon threads still running then; it raises nothing that would print."""
+        fut: Future[T] = loop.create_future()
+        self._fut = fut
         fut._asyncio_future_blocking = True
         return fut
 

@@ -63,12 +63,25 @@ _drain = lib.affi_port_drain
 _release = lib.affi_port_release
 _complete = lib.affi_call_complete
 
+# Ownership: a loop owns its port (through its close hook, or `_pinned` for loops that take no
+# hook); every registry below holds ports weakly. A port holds its pending futures and so its
+# loop: an unclosed loop with work in flight is then a reference cycle, which the garbage
+# collector frees, and the loop's finalizer closes the Rust port.
+
 #: Open ports by id, for the wake callback.
-_ports: Dict[int, Port] = {}
+_ports: weakref.WeakValueDictionary[int, Port] = weakref.WeakValueDictionary()
 #: Open ports by loop.
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Port] = weakref.WeakKeyDictionary()
-#: The last port used on this thread (the running loop's, almost always).
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[Port]] = (
+    weakref.WeakKeyDictionary()
+)
+#: Ports of loops that refused the close hook (no instance ``__dict__``): kept until closed.
+_pinned: Dict[int, Port] = {}
+#: The last port used on this thread (the running loop's, almost always), weakly.
 _local = threading.local()
+
+
+class ShutDownError(RuntimeError):
+    """asyncffi has shut down (interpreter exit): calls started now never complete."""
 
 
 class Port:
@@ -76,6 +89,7 @@ class Port:
     ``close`` (also called by finalizers and at exit)."""
 
     __slots__ = (
+        "__weakref__",
         "_buf",
         "calls",
         "closed",
@@ -101,14 +115,18 @@ class Port:
         self.fd = -1
         self._buf = ffi.new("AffiCompletion[]", BATCH)
         if wake == "fd":
-            self.id = check(lib.affi_port_open(lib.AFFI_WAKE_FD))
-            self.fd = check(lib.affi_port_fd(self.id))
-            try:
-                loop.add_reader(self.fd, self.drain)
-            except NotImplementedError:  # e.g. Windows' proactor loop
-                lib.affi_port_close(self.id)
-                self.fd = -1
+            port_id = lib.affi_port_open(lib.AFFI_WAKE_FD)
+            if port_id < 0:  # no eventfd on this platform
                 wake = "threadsafe"
+            else:
+                self.id = port_id
+                self.fd = check(lib.affi_port_fd(port_id))
+                try:
+                    loop.add_reader(self.fd, self.drain)
+                except NotImplementedError:  # e.g. Windows' proactor loop
+                    lib.affi_port_close(port_id)
+                    self.fd = -1
+                    wake = "threadsafe"
         if wake == "threadsafe":
             _install_wake_callback()
             self.id = check(lib.affi_port_open(lib.AFFI_WAKE_THREADSAFE))
@@ -125,56 +143,71 @@ class Port:
             if n <= 0:
                 return
             held = False
-            for i in range(n):
-                c = buf[i]
-                status = c.status
-                if status >= REQUEST_CALL:
-                    held = self._request(c, status) or held
-                    continue
-                fut = pending.pop(c.token, None)
-                tag = c.tag
-                if tag >= TAG_BYTES:
-                    if tag == TAG_OBJECT:
-                        if fut is None:  # abandoned: nobody will wrap the object
-                            lib.affi_object_free(c.int_value)
-                            continue
-                    else:
-                        held = True
-                if fut is None:
-                    continue
-                try:
-                    if status == OK:
-                        if tag == TAG_INT:
-                            fut.set_result(c.int_value)
-                        elif tag == TAG_NONE:
-                            fut.set_result(None)
-                        elif tag == TAG_FLOAT:
-                            fut.set_result(c.float_value)
-                        elif tag == TAG_BOOL:
-                            fut.set_result(c.int_value != 0)
-                        elif tag == TAG_STR:
-                            fut.set_result(text_at(c.data, c.len))
-                        elif tag == TAG_BYTES:
-                            fut.set_result(bytes_at(c.data, c.len))
-                        elif tag == TAG_OBJECT:
-                            fut.set_result(_wrap_object(c.int_value))
+            i = 0
+            try:
+                for i in range(n):
+                    c = buf[i]
+                    status = c.status
+                    if status >= REQUEST_CALL:
+                        held = self._request(c, status) or held
+                        continue
+                    fut = pending.pop(c.token, None)
+                    tag = c.tag
+                    if tag >= TAG_BYTES:
+                        if tag == TAG_OBJECT:
+                            if fut is None:  # abandoned: nobody will wrap the object
+                                lib.affi_object_free(c.int_value)
+                                continue
                         else:
-                            fut.set_result(unpack(c.data, c.len))
-                    elif status == ERROR:
-                        fut.set_exception(self._error(unpack(c.data, c.len)))
-                    elif status == PANIC:
-                        fut.set_exception(RustPanic(text_at(c.data, c.len)))
-                    else:
-                        fut.set_exception(
-                            ClosedError("the Rust task was dropped: its runtime shut down")
-                        )
-                except Exception as exc:  # a value Python cannot rebuild: fail that call only
-                    if not fut.done():
-                        fut.set_exception(exc)
+                            held = True
+                    if fut is None:
+                        continue
+                    try:
+                        if status == OK:
+                            if tag == TAG_INT:
+                                fut.set_result(c.int_value)
+                            elif tag == TAG_NONE:
+                                fut.set_result(None)
+                            elif tag == TAG_FLOAT:
+                                fut.set_result(c.float_value)
+                            elif tag == TAG_BOOL:
+                                fut.set_result(c.int_value != 0)
+                            elif tag == TAG_STR:
+                                fut.set_result(text_at(c.data, c.len))
+                            elif tag == TAG_BYTES:
+                                fut.set_result(bytes_at(c.data, c.len))
+                            elif tag == TAG_OBJECT:
+                                fut.set_result(_wrap_object(c.int_value))
+                            else:
+                                fut.set_result(unpack(c.data, c.len))
+                        elif status == ERROR:
+                            fut.set_exception(self._error(unpack(c.data, c.len)))
+                        elif status == PANIC:
+                            fut.set_exception(RustPanic(text_at(c.data, c.len)))
+                        else:
+                            fut.set_exception(
+                                ClosedError("the Rust task was dropped: its runtime shut down")
+                            )
+                    except Exception as exc:  # a value Python cannot rebuild: fail that call only
+                        if not fut.done():
+                            fut.set_exception(exc)
+            except BaseException:
+                # Interrupted mid-batch (KeyboardInterrupt): free what the rest of the batch
+                # carries before the exception goes on.
+                self._abandon(buf, i + 1, n)
+                _release(pid)
+                raise
             if held:
                 _release(pid)
             if n < BATCH:
                 return
+
+    def _abandon(self, buf: Any, start: int, stop: int) -> None:
+        for j in range(start, stop):
+            c = buf[j]
+            if c.status < REQUEST_CALL and c.tag == TAG_OBJECT:
+                self.pending.pop(c.token, None)
+                lib.affi_object_free(c.int_value)
 
     def _error(self, fields: List[Any]) -> BaseException:
         """The exception for an error outcome: the original Python exception if the error came
@@ -267,9 +300,11 @@ class Port:
             return
         self.closed = True
         _ports.pop(self.id, None)
+        _pinned.pop(self.id, None)
         loop = self.loop_ref()
         if loop is not None:
-            if _by_loop.get(loop) is self:
+            ref = _by_loop.get(loop)
+            if ref is not None and ref() is self:
                 del _by_loop[loop]
             if self.fd >= 0 and not loop.is_closed():
                 try:
@@ -285,62 +320,87 @@ class Port:
 def current_port() -> Port:
     """The running loop's port, opened on first use.
 
-    :raises RuntimeError: no running event loop, or asyncffi has shut down.
+    :raises RuntimeError: no running event loop, or asyncffi cannot run in this process.
+    :raises ShutDownError: asyncffi has shut down (the interpreter is exiting).
     """
     loop = asyncio.get_running_loop()
-    port: Optional[Port] = getattr(_local, "port", None)
+    ref: Optional[weakref.ref[Port]] = getattr(_local, "port", None)
+    port = ref() if ref is not None else None
     if port is not None and port.loop_ref() is loop and not port.closed:
         return port
-    port = _by_loop.get(loop)
+    ref = _by_loop.get(loop)
+    port = ref() if ref is not None else None
     if port is None or port.closed:
         port = _open(loop)
-    _local.port = port
+    _local.port = weakref.ref(port)
     return port
 
 
 def _open(loop: asyncio.AbstractEventLoop) -> Port:
     with state.lock:
+        if state.forked:
+            raise RuntimeError(
+                "asyncffi cannot run in a process forked from one that used it: its Rust threads "
+                "do not survive fork(); start subprocesses with multiprocessing's 'spawn' or "
+                "'forkserver' method"
+            )
         if state.shut_down:
-            raise RuntimeError("asyncffi has shut down: the interpreter is exiting")
+            raise ShutDownError("asyncffi has shut down: the interpreter is exiting")
         state.ports_opened = True
         wake = state.wake
     if loop.is_closed():
         raise RuntimeError("the event loop is closed")
     port = Port(loop, wake)
-    _by_loop[loop] = port
-    _hook_close(loop, port)
+    _ports[port.id] = port
+    _by_loop[loop] = weakref.ref(port)
+    if not _hook_close(loop, port):
+        _pinned[port.id] = port
+    # Not at exit: the exit hook closes every port at once, from the main thread, whereas this
+    # would call remove_reader on loops that other threads may still be running.
+    weakref.finalize(loop, _close_port, port.id).atexit = False
     return port
 
 
-def _hook_close(loop: asyncio.AbstractEventLoop, port: Port) -> None:
-    """Makes ``loop.close()`` close ``port`` first; a finalizer covers loops that refuse the
-    hook (no instance ``__dict__``) or are collected unclosed."""
+def _close_port(port_id: int) -> None:
+    """Finalizer of a collected loop: closes its Rust port (a no-op if already closed)."""
+    lib.affi_port_close(port_id)
+
+
+def _hook_close(loop: asyncio.AbstractEventLoop, port: Port) -> bool:
+    """Makes ``loop.close()`` close ``port`` first; returns False if the loop refuses."""
     loop_ref = port.loop_ref
-    original = loop.close
+    # An instance-level close someone installed before us is kept; the class's is looked up
+    # when needed, so the hook holds no reference to the loop.
+    previous = getattr(loop, "__dict__", {}).get("close")
 
     def close() -> None:
         lp = loop_ref()
-        if lp is not None and not lp.is_running():
+        if lp is None:
+            return
+        if not lp.is_running():
             port.close()
-        original()
+        if previous is not None:
+            previous()
+        else:
+            type(lp).close(lp)
 
     try:
         loop.close = close  # type: ignore[method-assign]
     except (AttributeError, TypeError):
-        pass
-    # Not at exit: the exit hook closes every port at once, from the main thread, whereas this
-    # would call remove_reader on loops that other threads may still be running.
-    weakref.finalize(loop, port.close).atexit = False
+        return False
+    return True
 
 
 def forget_all() -> None:
-    """At exit: marks every port closed on the Python side (Rust closes them all at once)."""
+    """At exit or after fork: marks every port closed on the Python side (Rust closes them all
+    at once at exit; a forked child must not touch them)."""
     for port in list(_ports.values()):
         port.closed = True
         port.pending.clear()
         port.calls.clear()
         port.objects.clear()
     _ports.clear()
+    _pinned.clear()
 
 
 # --- the threadsafe wake -------------------------------------------------------------------

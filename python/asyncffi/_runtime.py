@@ -9,6 +9,7 @@ ever calls into a finalizing interpreter.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import Dict, Optional
 
@@ -39,6 +40,8 @@ class _State:
         self.ports_opened = False
         #: Set by the exit hook: no new port may open.
         self.shut_down = False
+        #: Set in a child forked after asyncffi was used: the Rust threads are gone.
+        self.forked = False
 
 
 state = _State()
@@ -129,8 +132,21 @@ def _shutdown() -> None:
         if state.shut_down:
             return
         state.shut_down = True
+        forked = state.forked
     _port.forget_all()
-    lib.affi_shutdown(SHUTDOWN_TIMEOUT_MS)
+    if not forked:  # a forked child's Rust state belongs to threads that do not exist here
+        lib.affi_shutdown(SHUTDOWN_TIMEOUT_MS)
+
+
+def _after_fork_in_child() -> None:
+    from . import _port
+
+    if state.ports_opened:
+        state.lock = threading.Lock()  # the parent's lock may have been held at fork time
+        state.forked = True
+        _port.forget_all()
 
 
 atexit.register(_shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -9,17 +9,23 @@ use crate::codec::{self, CodecError};
 use crate::port::AffiTag;
 use crate::value::Value;
 
-/// The bytes at `data`/`len`.
+/// The bytes at `data`/`len`; a NULL `data` with a non-zero `len` is refused.
 ///
 /// # Safety
-/// `data` must be valid for reads of `len` bytes for the duration of the call, or `len` must
-/// be 0 (then `data` may be null).
-pub unsafe fn bytes<'a>(data: *const u8, len: usize) -> &'a [u8] {
+/// `data` must be valid for reads of `len` bytes for the duration of the call, or be NULL, or
+/// `len` must be 0.
+pub unsafe fn bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], Failure> {
     if len == 0 {
-        return &[];
+        return Ok(&[]);
     }
-    // SAFETY: the caller guarantees `data` is readable for `len` bytes during the call.
-    unsafe { std::slice::from_raw_parts(data, len) }
+    if data.is_null() {
+        return Err(Failure::new(
+            AffiStatus::ErrValue,
+            format!("NULL data pointer with length {len}"),
+        ));
+    }
+    // SAFETY: non-NULL, and the caller guarantees it is readable for `len` bytes.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
 /// The UTF-8 text at `data`/`len`, copied.
@@ -28,7 +34,7 @@ pub unsafe fn bytes<'a>(data: *const u8, len: usize) -> &'a [u8] {
 /// As for [`bytes`].
 pub unsafe fn string(data: *const u8, len: usize) -> Result<String, Failure> {
     // SAFETY: forwarded contract.
-    let raw = unsafe { bytes(data, len) };
+    let raw = unsafe { bytes(data, len) }?;
     std::str::from_utf8(raw).map(str::to_owned).map_err(|e| {
         Failure::new(
             AffiStatus::ErrValue,
@@ -54,10 +60,10 @@ pub unsafe fn value(
         t if t == AffiTag::Int as u32 => Value::Int(int_value),
         t if t == AffiTag::Float as u32 => Value::Float(float_value),
         // SAFETY (three arms): forwarded contract.
-        t if t == AffiTag::Bytes as u32 => Value::Bytes(unsafe { bytes(data, len) }.to_vec()),
+        t if t == AffiTag::Bytes as u32 => Value::Bytes(unsafe { bytes(data, len) }?.to_vec()),
         t if t == AffiTag::Str as u32 => Value::Str(unsafe { string(data, len) }?),
         t if t == AffiTag::Packed as u32 => {
-            codec::decode(unsafe { bytes(data, len) }).map_err(|e| match e {
+            codec::decode(unsafe { bytes(data, len) }?).map_err(|e| match e {
                 CodecError::Overflow(m) => Failure::new(AffiStatus::ErrOverflow, m),
                 CodecError::Type(m) => Failure::new(AffiStatus::ErrType, m),
                 CodecError::Invalid(m) => Failure::new(AffiStatus::ErrValue, m),

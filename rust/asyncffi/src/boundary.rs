@@ -7,8 +7,9 @@
 //! its text.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 /// Failure codes returned (negated into `i32`/`i64`) by C ABI functions.
 #[repr(C)]
@@ -83,11 +84,42 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+thread_local! {
+    /// How many `catching` frames are on this thread's stack.
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Installs (once) a panic hook that stays quiet for panics `catching` will turn into a
+/// `RustPanic` (their message reaches Python; set `ASYNCFFI_SHOW_PANICS=1` to print them too),
+/// and hands every other panic to the hook that was there before.
+fn install_quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        let show = std::env::var_os("ASYNCFFI_SHOW_PANICS").is_some_and(|v| v != "0");
+        std::panic::set_hook(Box::new(move |info| {
+            let caught = CATCHING.try_with(Cell::get).unwrap_or(0) > 0;
+            if show || !caught {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// `catch_unwind` for panics that become a `RustPanic`: the panic hook does not print them.
+pub fn catching<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    install_quiet_hook();
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    result
+}
+
 /// Runs the body of an `extern "C"` function: a panic or a `Failure` becomes a negative status
 /// with its message in the last-error slot; success passes the non-negative value through.
 /// Nothing unwinds past this frame.
 pub fn guard(body: impl FnOnce() -> Result<i64, Failure>) -> i64 {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catching(body) {
         Ok(Ok(value)) => value,
         Ok(Err(failure)) => {
             set_last_error(&failure.message);

@@ -152,7 +152,8 @@ pub extern "C" fn affi_port_release(port: u64) -> i32 {
 }
 
 /// Closes `port`: cancels its tasks, frees its queue; later completions are dropped on arrival.
-/// For an `fd` port, remove the loop's reader first.
+/// For an `fd` port, remove the loop's reader first. Call it from the port's loop thread (or once
+/// no drain can run): the payloads of a batch being read are freed with the port.
 #[no_mangle]
 pub extern "C" fn affi_port_close(port: u64) -> i32 {
     guard_status(|| Port::close(port))
@@ -194,7 +195,7 @@ pub unsafe extern "C" fn affi_call_complete(
             callable::complete(call, result, 0)
         } else if status == AffiOutcome::Error as i32 {
             // SAFETY: forwarded contract.
-            let (type_name, message) = match codec::decode(unsafe { args::bytes(data, len) }) {
+            let (type_name, message) = match codec::decode(unsafe { args::bytes(data, len) }?) {
                 Ok(Value::List(items)) => match <[Value; 2]>::try_from(items) {
                     Ok([Value::Str(t), Value::Str(m)]) => (t, m),
                     _ => {
@@ -258,14 +259,14 @@ pub unsafe extern "C" fn affi_stats(out: *mut AffiStats) -> i32 {
     })
 }
 
-/// Interpreter exit: stops all wake callbacks (waiting for one in progress), closes every port
-/// (cancelling its tasks) and shuts the runtimes down, each wait bounded by `timeout_ms`.
+/// Interpreter exit: stops all wake callbacks (waiting for one in progress to return), closes
+/// every port (cancelling its tasks) and shuts the runtimes down within `timeout_ms`.
 /// Call with the GIL released (cffi does). Later spawns fail with `AFFI_STATUS_ERR_RUNTIME`.
 #[no_mangle]
 pub extern "C" fn affi_shutdown(timeout_ms: u32) -> i32 {
     guard_status(|| {
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        notifier::stop(timeout);
+        notifier::stop();
         Port::close_all();
         runtime::shutdown(timeout);
         Ok(())

@@ -8,14 +8,13 @@
 //!
 //! Shutdown protocol (Python's atexit hook calls `affi_shutdown` with the GIL released):
 //! 1. `stop` sets `stopped`; no callback starts after that.
-//! 2. `stop` waits, bounded, until a callback already running returns. That callback can finish
-//!    because the caller released the GIL for the duration of the C call.
+//! 2. `stop` waits until a callback already running returns. That callback can finish because
+//!    the caller released the GIL for the duration of the C call.
 //! 3. The thread exits. So no callback ever runs in a finalizing interpreter, and no Rust frame
 //!    is under a Python call when finalization could kill the thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 /// The wake callback's C type: called with the id of a port whose queue became non-empty.
 pub type AffiWakeFn = extern "C" fn(port: u64);
@@ -76,17 +75,16 @@ pub fn notify(port: u64) -> bool {
     if state.stopped {
         return false;
     }
-    if !state.started {
-        state.started = true;
-        let spawned = std::thread::Builder::new()
-            .name("asyncffi-notifier".into())
-            .spawn(run);
-        if spawned.is_err() {
-            state.started = false;
-            return false;
-        }
-    }
     state.pending.push(port);
+    if !state.started {
+        // The id stays pending either way: if the thread cannot start now, the next wake of
+        // any port tries again and delivers it.
+        state.started = std::thread::Builder::new()
+            .name("asyncffi-notifier".into())
+            .spawn(run)
+            .is_ok();
+        return state.started;
+    }
     if state.pending.len() == 1 {
         n.work.notify_one();
     }
@@ -125,25 +123,19 @@ fn is_stopped() -> bool {
     lock(notifier()).stopped
 }
 
-/// Stops all wake-ups for good and waits up to `timeout` for a callback in progress to return.
-/// Returns false if the wait timed out.
-pub fn stop(timeout: Duration) -> bool {
+/// Stops all wake-ups for good and waits until a callback in progress has returned.
+///
+/// The wait has no deadline on purpose: a callback in progress is waiting for the GIL (or
+/// running with it), and the caller released the GIL for this call, so the callback finishes
+/// as soon as the interpreter lets it; giving up instead would let the callback take the GIL
+/// during finalization, where CPython kills the thread under Rust frames and aborts.
+pub fn stop() {
     let n = notifier();
-    let deadline = Instant::now() + timeout;
     let mut state = lock(n);
     state.stopped = true;
     state.pending.clear();
     n.work.notify_all();
     while state.calling {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        state = n
-            .idle
-            .wait_timeout(state, left)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        state = n.idle.wait(state).unwrap_or_else(|e| e.into_inner());
     }
-    true
 }

@@ -19,13 +19,12 @@
 //! 5. The guard's drop removes the entry (`live_tasks` -1; `cancelled` +1 unless step 2 ran).
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::boundary::{panic_message, AffiStatus, Failure};
+use crate::boundary::{catching, panic_message, AffiStatus, Failure};
 use crate::handle_table::HandleTable;
 use crate::port::{Outcome, Port};
 use crate::runtime::Runtime;
@@ -130,7 +129,7 @@ impl<F> Tracked<F> {
     /// Drops the inner future, catching a panic from its destructor.
     fn drop_inner(&mut self) {
         if let Some(inner) = self.inner.take() {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+            let _ = catching(move || drop(inner));
         }
     }
 }
@@ -144,12 +143,14 @@ impl<F: Future<Output = crate::value::Result<Value>>> Future for Tracked<F> {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(());
         };
+        // Register first, then check: a cancel landing in between finds the waker and wakes
+        // us again, so it is never lost.
+        this.guard.shared.register(cx.waker());
         if this.guard.shared.is_cancelled() {
             this.drop_inner();
             return Poll::Ready(());
         }
-        this.guard.shared.register(cx.waker());
-        let outcome = match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+        let outcome = match catching(|| inner.as_mut().poll(cx)) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => Outcome::Done(result),
             Err(payload) => {
@@ -181,6 +182,7 @@ where
     F: Future<Output = crate::value::Result<Value>> + Send + 'static,
 {
     let port = Port::get(port)?;
+    runtime.check_available()?;
     let shared = Arc::new(TaskShared::default());
     let port_id = port.id();
     let id = tasks().insert(TaskEntry {
@@ -189,6 +191,11 @@ where
     });
     LIVE_TASKS.inc();
     SPAWNED.inc();
+    if port.is_closed() {
+        // The port closed between `Port::get` and the insert, so its `cancel_port` sweep
+        // missed this task: cancel it here (it is dropped at its first poll).
+        shared.cancel();
+    }
     let tracked = Tracked {
         inner: Some(Box::pin(future)),
         guard: TaskGuard {
@@ -199,8 +206,6 @@ where
             completed: false,
         },
     };
-    // A port closed between `Port::get` and the insert above missed this task in its
-    // `cancel_port` sweep; the push at its end is then simply dropped by the closed port.
-    runtime.spawn(tracked)?;
+    runtime.spawn(tracked);
     Ok(id)
 }

@@ -189,7 +189,8 @@ pub extern "C" fn affi_demo_tick(port: u64, token: u64, interval: f64, count: u3
         let interval = duration(interval)?;
         let task = spawn(Runtime::Tokio, port, token, async move {
             let start = Instant::now();
-            let mut offsets = Vec::with_capacity(count as usize);
+            // Sized by what arrives, not by the caller's count (which may be huge).
+            let mut offsets = Vec::new();
             for _ in 0..count {
                 tokio::time::sleep(interval).await;
                 offsets.push(Value::Float(start.elapsed().as_secs_f64()));

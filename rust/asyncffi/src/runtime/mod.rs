@@ -59,11 +59,9 @@ impl Runtime {
         }
     }
 
-    /// Runs `future` to completion on this runtime, detached.
-    pub fn spawn<F>(self, future: F) -> Result<(), Failure>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
+    /// Fails if this runtime cannot take work: shut down (interpreter exit), not compiled in,
+    /// or tokio failed to start. Starts tokio on first use.
+    pub fn check_available(self) -> Result<(), Failure> {
         if SHUT_DOWN.load(Ordering::Acquire) {
             return Err(Failure::new(
                 AffiStatus::ErrRuntime,
@@ -72,20 +70,33 @@ impl Runtime {
         }
         match self {
             #[cfg(feature = "tokio")]
-            Runtime::Tokio => {
-                tokio_rt::handle()?.spawn(future);
-                Ok(())
-            }
+            Runtime::Tokio => tokio_rt::handle().map(|_| ()),
             #[cfg(feature = "async-std")]
-            Runtime::AsyncStd => {
-                async_std_rt::spawn(future);
-                Ok(())
-            }
+            Runtime::AsyncStd => Ok(()),
             #[allow(unreachable_patterns)]
             other => Err(Failure::new(
                 AffiStatus::ErrRuntime,
                 format!("this build of asyncffi has no {other:?} runtime"),
             )),
+        }
+    }
+
+    /// Runs `future` to completion on this runtime, detached. Call `check_available` first;
+    /// a runtime that became unavailable since drops the future.
+    pub fn spawn<F>(self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self {
+            #[cfg(feature = "tokio")]
+            Runtime::Tokio => match tokio_rt::handle() {
+                Ok(handle) => drop(handle.spawn(future)),
+                Err(_) => drop(future),
+            },
+            #[cfg(feature = "async-std")]
+            Runtime::AsyncStd => async_std_rt::spawn(future),
+            #[allow(unreachable_patterns)]
+            _ => drop(future),
         }
     }
 }

@@ -90,7 +90,8 @@ fn start(config: Config) -> Result<Started, String> {
         AffiFlavor::MultiThread => Builder::new_multi_thread(),
         AffiFlavor::CurrentThread => Builder::new_current_thread(),
     };
-    builder.enable_time().thread_name("asyncffi-tokio");
+    // Every driver compiled in (time here; IO too when a library enables tokio's `net`).
+    builder.enable_all().thread_name("asyncffi-tokio");
     if config.worker_threads > 0 && config.flavor == AffiFlavor::MultiThread {
         builder.worker_threads(config.worker_threads);
     }
