@@ -162,7 +162,8 @@ int64_t affi_port_drain(uint64_t port, AffiCompletion *out, uintptr_t cap);
 int32_t affi_port_release(uint64_t port);
 
 // Closes `port`: cancels its tasks, frees its queue; later completions are dropped on arrival.
-// For an `fd` port, remove the loop's reader first.
+// For an `fd` port, remove the loop's reader first. Call it from the port's loop thread (or once
+// no drain can run): the payloads of a batch being read are freed with the port.
 int32_t affi_port_close(uint64_t port);
 
 // Requests cancellation of `task`: the future is dropped on its runtime at its next poll, and
@@ -197,8 +198,8 @@ int32_t affi_object_free(uint64_t handle);
 // `out` must point to a writable `AffiStats`.
 int32_t affi_stats(AffiStats *out);
 
-// Interpreter exit: stops all wake callbacks (waiting for one in progress), closes every port
-// (cancelling its tasks) and shuts the runtimes down, each wait bounded by `timeout_ms`.
+// Interpreter exit: stops all wake callbacks (waiting for one in progress to return), closes
+// every port (cancelling its tasks) and shuts the runtimes down within `timeout_ms`.
 // Call with the GIL released (cffi does). Later spawns fail with `AFFI_STATUS_ERR_RUNTIME`.
 int32_t affi_shutdown(uint32_t timeout_ms);
 
