@@ -16,7 +16,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import io
 import shutil
 import subprocess
 import sys
@@ -56,7 +58,8 @@ def render() -> str:
     """The text of ``_ffi.py`` for the current headers."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "_ffi.py"
-        make_builder().emit_python_code(str(out))
+        with contextlib.redirect_stdout(io.StringIO()):  # cffi announces what it writes
+            make_builder().emit_python_code(str(out))
         return BANNER + out.read_text()
 
 

@@ -56,6 +56,12 @@ else
     echo "pypy3 is not installed: PyPy check not run (apt-get install pypy3; CI installs it)"
 fi
 
+step "benchmarks, quick mode (builds the pyo3-async-runtimes peer; proves the benchmark works)"
+python -m pip install --quiet "matplotlib>=3.5" ./benchmarks/peers/pyo3_peer
+python benchmarks/run.py --quick > /tmp/asyncffi-bench-quick.log 2>&1 \
+    || { cat /tmp/asyncffi-bench-quick.log; exit 1; }
+tail -n 12 /tmp/asyncffi-bench-quick.log
+
 step "pytest (against the installed package)"
 # The package lives in python/, which is not on sys.path: the installed build is tested.
 set +e
