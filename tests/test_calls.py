@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from typing import Any
 
 import asyncffi
 import pytest
@@ -158,8 +159,21 @@ def test_awaiting_outside_an_event_loop_is_a_clear_error() -> None:
         demo.add(1, 1).send(None)
 
 
-async def test_a_call_awaited_twice_returns_its_result_again() -> None:
-    call = demo.add(2, 2)
-    assert await call == 4
-    with pytest.raises(StopIteration):
-        call.send(None)  # finished, like an exhausted coroutine
+@pytest.mark.parametrize("make", [lambda: demo.add(2, 2), lambda: demo.sleep(0.01)])
+async def test_a_call_cannot_be_awaited_twice(make: Any) -> None:
+    call = make()  # add: ready on its first poll (eager path); sleep: through the port
+    await call
+    with pytest.raises(RuntimeError, match="cannot reuse"):
+        await call
+
+
+async def test_ready_futures_skip_the_port_and_the_wake() -> None:
+    await demo.sleep(0)  # opens the port
+    before = asyncffi.stats()
+    assert await asyncio.gather(*(demo.add(i, 1) for i in range(100))) == list(range(1, 101))
+    assert await demo.echo("text") == "text"
+    with pytest.raises(asyncffi.RustError):
+        await demo.add(2**63 - 1, 1)
+    after = asyncffi.stats()
+    assert after["wakes"] == before["wakes"], "an eager result went through the port"
+    assert after["completed"] - before["completed"] == 102

@@ -29,6 +29,10 @@ T = TypeVar("T")
 _cancel = lib.affi_task_cancel
 
 
+#: Marks a call whose outcome was delivered on its first step (the eager path).
+_FINISHED: Any = object()
+
+
 class RustCall(Generic[T]):
     """An awaitable call of an exported Rust function. Await it once.
 
@@ -56,8 +60,11 @@ class RustCall(Generic[T]):
         fut = self._fut
         if fut is None:
             return self._start()
+        if fut is _FINISHED:
+            raise RuntimeError("cannot reuse an already awaited RustCall")
         if not fut.done():
             raise RuntimeError("await wasn't used with future")
+        self._fut = _FINISHED  # like a coroutine: its outcome is delivered once
         raise StopIteration(fut.result())
 
     def send(self, value: None) -> Any:
@@ -88,7 +95,11 @@ class RustCall(Generic[T]):
             return self._never(loop)
         token = next(port.tokens)
         task = self._fn(port.id, token, *self._args)
-        if task < 0:
+        if task <= 0:
+            if task == 0:  # ready on its first poll: the outcome is here already
+                self._args = ()
+                self._fut = _FINISHED
+                raise StopIteration(port.take_inline())
             if state.shut_down:
                 return self._never(loop)
             raise status_error(task)
@@ -124,7 +135,7 @@ class RustCall(Generic[T]):
         name = self.__name__
         if self._fut is None:
             where = "not started"
-        elif self._fut.done():
+        elif self._fut is _FINISHED or self._fut.done():
             where = "done"
         else:
             where = f"running as task {self._task:#x}"

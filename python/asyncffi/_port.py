@@ -62,6 +62,7 @@ _object_ids = itertools.count(1)
 _drain = lib.affi_port_drain
 _release = lib.affi_port_release
 _complete = lib.affi_call_complete
+_take_inline = lib.affi_port_take_inline
 
 # Ownership: a loop owns its port (through its close hook, or `_pinned` for loops that take no
 # hook); every registry below holds ports weakly. A port holds its pending futures and so its
@@ -91,6 +92,7 @@ class Port:
     __slots__ = (
         "__weakref__",
         "_buf",
+        "_one",
         "calls",
         "closed",
         "fd",
@@ -114,6 +116,7 @@ class Port:
         self.closed = False
         self.fd = -1
         self._buf = ffi.new("AffiCompletion[]", BATCH)
+        self._one = ffi.new("AffiCompletion[]", 1)
         if wake == "fd":
             port_id = lib.affi_port_open(lib.AFFI_WAKE_FD)
             if port_id < 0:  # no eventfd on this platform
@@ -163,32 +166,11 @@ class Port:
                     if fut is None:
                         continue
                     try:
-                        if status == OK:
-                            if tag == TAG_INT:
-                                fut.set_result(c.int_value)
-                            elif tag == TAG_NONE:
-                                fut.set_result(None)
-                            elif tag == TAG_FLOAT:
-                                fut.set_result(c.float_value)
-                            elif tag == TAG_BOOL:
-                                fut.set_result(c.int_value != 0)
-                            elif tag == TAG_STR:
-                                fut.set_result(text_at(c.data, c.len))
-                            elif tag == TAG_BYTES:
-                                fut.set_result(bytes_at(c.data, c.len))
-                            elif tag == TAG_OBJECT:
-                                fut.set_result(_wrap_object(c.int_value))
-                            else:
-                                fut.set_result(unpack(c.data, c.len))
-                        elif status == ERROR:
-                            fut.set_exception(self._error(unpack(c.data, c.len)))
-                        elif status == PANIC:
-                            fut.set_exception(RustPanic(text_at(c.data, c.len)))
+                        if status == OK and tag == TAG_INT:  # the common case, inline
+                            fut.set_result(c.int_value)
                         else:
-                            fut.set_exception(
-                                ClosedError("the Rust task was dropped: its runtime shut down")
-                            )
-                    except Exception as exc:  # a value Python cannot rebuild: fail that call only
+                            fut.set_result(self._decode(c))
+                    except Exception as exc:  # an error outcome, or a value Python cannot build
                         if not fut.done():
                             fut.set_exception(exc)
             except BaseException:
@@ -201,6 +183,43 @@ class Port:
                 _release(pid)
             if n < BATCH:
                 return
+
+    def _decode(self, c: Any) -> Any:
+        """The value of completion ``c``; raises its error."""
+        status = c.status
+        tag = c.tag
+        if status == OK:
+            if tag == TAG_INT:
+                return c.int_value
+            if tag == TAG_NONE:
+                return None
+            if tag == TAG_FLOAT:
+                return c.float_value
+            if tag == TAG_BOOL:
+                return c.int_value != 0
+            if tag == TAG_STR:
+                return text_at(c.data, c.len)
+            if tag == TAG_BYTES:
+                return bytes_at(c.data, c.len)
+            if tag == TAG_OBJECT:
+                return _wrap_object(c.int_value)
+            return unpack(c.data, c.len)
+        if status == ERROR:
+            raise self._error(unpack(c.data, c.len))
+        if status == PANIC:
+            raise RustPanic(text_at(c.data, c.len))
+        raise ClosedError("the Rust task was dropped: its runtime shut down")
+
+    def take_inline(self) -> Any:
+        """The outcome of a call that finished on its first poll (its function returned 0):
+        its value, or raises its error. No future, no wake, no thread hop."""
+        c = self._one[0]
+        check(_take_inline(self.id, self._one))
+        try:
+            return self._decode(c)
+        finally:
+            if c.tag >= TAG_BYTES and c.tag != TAG_OBJECT:
+                _release(self.id)
 
     def _abandon(self, buf: Any, start: int, stop: int) -> None:
         for j in range(start, stop):

@@ -142,6 +142,36 @@ pub unsafe extern "C" fn affi_port_drain(port: u64, out: *mut AffiCompletion, ca
     })
 }
 
+/// The eager path: after an exported function returned 0 (its future finished on its first
+/// poll, on this thread), writes that outcome into `out`, as a drain would. Its payload stays
+/// valid until the next `affi_port_release` on `port`. Returns 0, or `AFFI_STATUS_ERR_VALUE` if
+/// this thread has no such outcome.
+///
+/// # Safety
+/// `out` must point to a writable `AffiCompletion`. Call on the thread that made the call.
+#[no_mangle]
+pub unsafe extern "C" fn affi_port_take_inline(port: u64, out: *mut AffiCompletion) -> i32 {
+    guard_status(|| {
+        let port = Port::get(port)?;
+        if out.is_null() {
+            return Err(Failure::new(
+                AffiStatus::ErrValue,
+                "completion buffer is NULL",
+            ));
+        }
+        let outcome = task::take_inline().ok_or_else(|| {
+            Failure::new(
+                AffiStatus::ErrValue,
+                "no call finished inline on this thread",
+            )
+        })?;
+        let completion = port.deliver_inline(outcome);
+        // SAFETY: checked non-null; the caller guarantees it is a writable AffiCompletion.
+        unsafe { out.write(completion) };
+        Ok(())
+    })
+}
+
 /// Frees the payloads of the batches drained from `port` so far.
 #[no_mangle]
 pub extern "C" fn affi_port_release(port: u64) -> i32 {

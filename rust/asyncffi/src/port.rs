@@ -423,35 +423,27 @@ impl Port {
             ..
         } = &mut *state;
         for (slot, item) in out.iter_mut().zip(queue.drain(..n)) {
-            held_refs.extend(item.keep);
-            let (tag, int_value, float_value, data, len) = match item.payload {
-                Payload::Scalar { tag, int, float } => (tag, int, float, std::ptr::null(), 0),
-                Payload::Heap(tag, buffer) => {
-                    let (ptr, len) = (buffer.0.as_ptr(), buffer.0.len());
-                    // Moving the Buffer moves only the Vec header; its heap block, which `ptr`
-                    // points to, stays where it is until `release` drops it.
-                    held.push(buffer);
-                    (tag, item.int_value, 0.0, ptr, len)
-                }
-                Payload::Object(o) => (
-                    AffiTag::Object,
-                    object::register(o) as i64,
-                    0.0,
-                    std::ptr::null(),
-                    0,
-                ),
-            };
-            *slot = AffiCompletion {
-                token: item.token,
-                status: item.status,
-                tag: tag as u32,
-                int_value,
-                float_value,
-                data,
-                len,
-            };
+            *slot = hand_over(item, held, held_refs);
         }
         n
+    }
+
+    /// The eager path: hands Python the outcome of a call whose future was ready on its first
+    /// poll, without queueing or waking. Payloads are held until `release`, as for a drain.
+    pub fn deliver_inline(&self, outcome: Outcome) -> AffiCompletion {
+        let (status, payload, keep) = outcome.into_parts(self.id());
+        let item = Queued {
+            token: 0,
+            status: status as i32,
+            int_value: 0,
+            payload,
+            keep,
+        };
+        let mut state = self.lock();
+        let PortState {
+            held, held_refs, ..
+        } = &mut *state;
+        hand_over(item, held, held_refs)
     }
 
     /// Step 5: frees the payloads of the drained batches (and lets go of the Python objects
@@ -466,6 +458,38 @@ impl Port {
         };
         drop(held);
         drop(refs);
+    }
+}
+
+/// Turns a queued item into the C struct Python reads, moving what the pointers refer to into
+/// `held` (freed by `release`) and registering objects in the object table.
+fn hand_over(item: Queued, held: &mut Vec<Buffer>, held_refs: &mut Vec<PyRef>) -> AffiCompletion {
+    held_refs.extend(item.keep);
+    let (tag, int_value, float_value, data, len) = match item.payload {
+        Payload::Scalar { tag, int, float } => (tag, int, float, std::ptr::null(), 0),
+        Payload::Heap(tag, buffer) => {
+            let (ptr, len) = (buffer.0.as_ptr(), buffer.0.len());
+            // Moving the Buffer moves only the Vec header; its heap block, which `ptr` points
+            // to, stays where it is until `release` drops it.
+            held.push(buffer);
+            (tag, item.int_value, 0.0, ptr, len)
+        }
+        Payload::Object(o) => (
+            AffiTag::Object,
+            object::register(o) as i64,
+            0.0,
+            std::ptr::null(),
+            0,
+        ),
+    };
+    AffiCompletion {
+        token: item.token,
+        status: item.status,
+        tag: tag as u32,
+        int_value,
+        float_value,
+        data,
+        len,
     }
 }
 

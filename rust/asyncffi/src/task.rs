@@ -6,7 +6,8 @@
 //!   the task's `TaskGuard` when the future is dropped, whatever the reason.
 //! - `Tracked`: the future itself, the port it reports to and the guard.
 //!
-//! Life of a task, each step happening exactly once:
+//! Life of a task, each step happening exactly once (after `spawn`'s eager first poll, which
+//! delivers a future that is ready at once without any of this):
 //! 1. `spawn` inserts the entry (`live_tasks` +1, `spawned` +1) and hands `Tracked` to the
 //!    runtime.
 //! 2. Either the future finishes: its outcome (value, error or caught panic) is pushed to the
@@ -18,6 +19,7 @@
 //!    Python awaitable does not wait forever.
 //! 5. The guard's drop removes the entry (`live_tasks` -1; `cancelled` +1 unless step 2 ran).
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,17 +174,56 @@ impl<F> Drop for Tracked<F> {
     }
 }
 
+thread_local! {
+    /// The outcome of this thread's last call whose future was ready on its first poll, until
+    /// Python takes it (`take_inline`).
+    static INLINE: RefCell<Option<Outcome>> = const { RefCell::new(None) };
+}
+
+/// Takes the outcome left by the last `spawn` on this thread that returned 0.
+pub fn take_inline() -> Option<Outcome> {
+    INLINE.with(|slot| slot.borrow_mut().take())
+}
+
 /// Spawns `future` on `runtime` for the Python call `token` on port `port`, and returns the
-/// task id Python uses to cancel it.
+/// task id Python uses to cancel it, or 0 when the future finished on its first poll.
 ///
-/// This is what an exported C function calls after decoding its arguments. The outcome reaches
-/// Python through the port exactly once, unless Python cancels the task first.
+/// This is what an exported C function calls after decoding its arguments.
+///
+/// **Eager path.** The future is polled once right here, on the calling (event-loop) thread,
+/// inside the runtime's context. If it is ready, its outcome is left for Python to take at
+/// once (no task, no thread hop, no wake) and 0 is returned. Otherwise it is spawned on the
+/// runtime, which polls it again at once with its own waker (so a wake-up meant for the first
+/// poll cannot be lost), and its outcome reaches Python through the port exactly once, unless
+/// Python cancels the task first. A first poll must therefore be cheap: do blocking or
+/// CPU-heavy work in `spawn_blocking`, as for any async code.
 pub fn spawn<F>(runtime: Runtime, port: u64, token: u64, future: F) -> Result<u64, Failure>
 where
     F: Future<Output = crate::value::Result<Value>> + Send + 'static,
 {
     let port = Port::get(port)?;
     runtime.check_available()?;
+    let mut future = Box::pin(future);
+    let first = {
+        let _context = runtime.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        catching(|| future.as_mut().poll(&mut cx))
+    };
+    let inline = match first {
+        Ok(Poll::Pending) => None,
+        Ok(Poll::Ready(result)) => Some(Outcome::Done(result)),
+        Err(payload) => {
+            PANICKED.inc();
+            Some(Outcome::Panic(panic_message(payload.as_ref())))
+        }
+    };
+    if let Some(outcome) = inline {
+        let _ = catching(move || drop(future));
+        SPAWNED.inc();
+        COMPLETED.inc();
+        INLINE.with(|slot| *slot.borrow_mut() = Some(outcome));
+        return Ok(0);
+    }
     let shared = Arc::new(TaskShared::default());
     let port_id = port.id();
     let id = tasks().insert(TaskEntry {
@@ -193,11 +234,11 @@ where
     SPAWNED.inc();
     if port.is_closed() {
         // The port closed between `Port::get` and the insert, so its `cancel_port` sweep
-        // missed this task: cancel it here (it is dropped at its first poll).
+        // missed this task: cancel it here (it is dropped at its next poll).
         shared.cancel();
     }
     let tracked = Tracked {
-        inner: Some(Box::pin(future)),
+        inner: Some(future),
         guard: TaskGuard {
             id,
             port,

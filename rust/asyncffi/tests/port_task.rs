@@ -7,10 +7,32 @@ use std::time::{Duration, Instant};
 
 use asyncffi::ffi::{
     affi_call_complete, affi_port_close, affi_port_drain, affi_port_fd, affi_port_open,
-    affi_port_release, affi_set_wake_callback, affi_stats, affi_task_cancel, AffiStats,
+    affi_port_release, affi_port_take_inline, affi_set_wake_callback, affi_stats, affi_task_cancel,
+    AffiStats,
 };
 use asyncffi::port::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
 use asyncffi::{codec, spawn, AffiStatus, Error, PyCallable, Runtime, Value};
+
+/// A future that is pending once (waking itself), then ready: it cannot finish on the eager
+/// first poll, so it goes through the runtime and the port.
+fn yield_once() -> impl std::future::Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+}
+
+/// `value`, delivered through the runtime and the port (not the eager path).
+async fn later(value: asyncffi::Result<Value>) -> asyncffi::Result<Value> {
+    yield_once().await;
+    value
+}
 
 /// Tests that read the global counters run one at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -87,20 +109,22 @@ fn values_errors_and_panics_arrive_with_their_tokens() {
     let _serial = serial();
     for runtime in [Runtime::Tokio, Runtime::AsyncStd] {
         let port = open(AffiWake::Fd);
-        spawn(runtime, port, 1, async { Ok(Value::Int(-7)) }).unwrap();
-        spawn(runtime, port, 2, async { Ok(Value::Str("é".into())) }).unwrap();
-        spawn(runtime, port, 3, async {
-            Err(Error::new("io", "disk on fire"))
-        })
+        spawn(runtime, port, 1, later(Ok(Value::Int(-7)))).unwrap();
+        spawn(runtime, port, 2, later(Ok(Value::Str("é".into())))).unwrap();
+        spawn(
+            runtime,
+            port,
+            3,
+            later(Err(Error::new("io", "disk on fire"))),
+        )
         .unwrap();
         spawn(runtime, port, 4, async {
+            yield_once().await;
             panic!("kaboom");
         })
         .unwrap();
-        spawn(runtime, port, 5, async {
-            Ok(Value::List(vec![Value::None, Value::Float(2.5)]))
-        })
-        .unwrap();
+        let list = Value::List(vec![Value::None, Value::Float(2.5)]);
+        spawn(runtime, port, 5, later(Ok(list))).unwrap();
         let mut got = drain_n(port, 5, Duration::from_secs(5));
         got.sort_by_key(|c| c.token);
         assert_eq!(got.len(), 5);
@@ -238,7 +262,7 @@ fn threadsafe_ports_wake_through_the_notifier_thread() {
     assert_eq!(affi_set_wake_callback(Some(record_wake)), 0);
     let port = open(AffiWake::Threadsafe);
     assert!(affi_port_fd(port) < 0, "a threadsafe port has no fd");
-    spawn(Runtime::AsyncStd, port, 1, async { Ok(Value::Bool(true)) }).unwrap();
+    spawn(Runtime::AsyncStd, port, 1, later(Ok(Value::Bool(true)))).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while WOKEN.load(Ordering::SeqCst) != port && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
@@ -382,13 +406,7 @@ fn dropping_a_call_sends_cancel_and_python_errors_keep_their_object() {
     );
     assert_eq!(stats().live_py_errors, 1);
     // Returned to Python unchanged, the error names the original object (id 9) ...
-    spawn(
-        Runtime::Tokio,
-        port,
-        3,
-        async move { Err(Error::from(error)) },
-    )
-    .unwrap();
+    spawn(Runtime::Tokio, port, 3, later(Err(Error::from(error)))).unwrap();
     let outcome = next_with_status(port, AffiOutcome::Error as i32);
     assert_eq!(
         codec::decode(&bytes_of(&outcome)).unwrap(),
@@ -431,4 +449,52 @@ fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .unwrap();
     handle.block_on(future)
+}
+
+#[test]
+fn ready_futures_are_delivered_inline_without_a_task_or_a_wake() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let before = stats();
+    for runtime in [Runtime::Tokio, Runtime::AsyncStd] {
+        // tokio's context is entered for the first poll: creating a timer there is fine.
+        let task = spawn(runtime, port, 1, async move {
+            if runtime == Runtime::Tokio {
+                drop(tokio::time::sleep(Duration::from_secs(1)));
+            }
+            Ok(Value::Str("now".into()))
+        })
+        .unwrap();
+        assert_eq!(task, 0, "ready on the first poll: no task");
+        let mut out = EMPTY;
+        // SAFETY: `out` is a writable completion.
+        assert_eq!(unsafe { affi_port_take_inline(port, &mut out) }, 0);
+        assert_eq!(
+            (out.status, out.tag),
+            (AffiOutcome::Ok as i32, AffiTag::Str as u32)
+        );
+        assert_eq!(bytes_of(&out), b"now");
+        assert_eq!(affi_port_release(port), 0);
+        // SAFETY: as above; nothing is left to take now.
+        assert_eq!(
+            unsafe { affi_port_take_inline(port, &mut out) },
+            AffiStatus::ErrValue as i32
+        );
+    }
+    let panicked = spawn(Runtime::Tokio, port, 2, async { panic!("at once") }).unwrap();
+    assert_eq!(panicked, 0);
+    let mut out = EMPTY;
+    // SAFETY: `out` is a writable completion.
+    assert_eq!(unsafe { affi_port_take_inline(port, &mut out) }, 0);
+    assert_eq!(
+        (out.status, bytes_of(&out)),
+        (AffiOutcome::Panic as i32, b"at once".to_vec())
+    );
+    assert_eq!(affi_port_release(port), 0);
+    let after = stats();
+    assert_eq!(after.wakes, before.wakes, "nothing was queued");
+    assert_eq!(after.spawned - before.spawned, 3);
+    assert_eq!(after.completed - before.completed, 3);
+    assert_eq!((after.live_tasks, after.live_values), (0, 0));
+    assert_eq!(affi_port_close(port), 0);
 }

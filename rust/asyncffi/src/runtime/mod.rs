@@ -81,6 +81,22 @@ impl Runtime {
         }
     }
 
+    /// Enters this runtime's context on the current thread (for a future's first poll outside
+    /// the runtime: tokio's timers and `spawn` need it) until the guard is dropped.
+    pub fn enter(self) -> RuntimeContext {
+        match self {
+            #[cfg(feature = "tokio")]
+            Runtime::Tokio => RuntimeContext {
+                tokio: tokio_rt::handle().ok().map(|handle| handle.enter()),
+            },
+            #[allow(unreachable_patterns)]
+            _ => RuntimeContext {
+                #[cfg(feature = "tokio")]
+                tokio: None,
+            },
+        }
+    }
+
     /// Runs `future` to completion on this runtime, detached. Call `check_available` first;
     /// a runtime that became unavailable since drops the future.
     pub fn spawn<F>(self, future: F)
@@ -99,6 +115,14 @@ impl Runtime {
             _ => drop(future),
         }
     }
+}
+
+/// A runtime context entered on this thread (see [`Runtime::enter`]); left when dropped.
+pub struct RuntimeContext {
+    /// Held only for its `Drop`, which leaves tokio's context.
+    #[cfg(feature = "tokio")]
+    #[allow(dead_code)]
+    tokio: Option<tokio::runtime::EnterGuard<'static>>,
 }
 
 /// Refuses further spawns and shuts tokio down, waiting at most `timeout` for its threads.
