@@ -27,15 +27,8 @@ if uvloop is not None:
 
 RUNTIMES = ["tokio", "async-std"]
 WAKES = ["threadsafe", "fd"]
-LIVE = (
-    "live_tasks",
-    "live_values",
-    "live_ports",
-    "live_objects",
-    "live_callables",
-    "live_calls",
-    "live_py_errors",
-)
+#: Every live counter the Rust side reports (all must return to zero).
+LIVE = tuple(name for name in asyncffi.stats() if name.startswith("live_"))
 
 
 def pytest_asyncio_loop_factories(
