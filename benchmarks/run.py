@@ -47,6 +47,7 @@ class System:
 
 SYSTEMS = [
     System("asyncio floor", "floor"),
+    System("thread floor", "thread-floor", wake="fd"),
     System("asyncffi threadsafe tokio", "asyncffi"),
     System("asyncffi fd tokio", "asyncffi", wake="fd"),
     System("asyncffi threadsafe tokio-ct", "asyncffi", flavor="current_thread"),
@@ -64,6 +65,8 @@ class Calls:
         self.sleep: Optional[Callable[[float], Awaitable[Any]]] = None
         self.py_seq: Optional[Callable[[Any, int], Awaitable[Any]]] = None
         self.py_gather: Optional[Callable[[Any, int], Awaitable[Any]]] = None
+        #: Completes ``n`` futures at once (systems whose "trivial" call is not an awaitable).
+        self.many: Optional[Callable[[int], Awaitable[Any]]] = None
         if system.kind == "floor":
 
             def trivial() -> Awaitable[Any]:
@@ -74,6 +77,11 @@ class Calls:
 
             self.trivial = trivial
             self.sleep = asyncio.sleep
+        elif system.kind == "thread-floor":
+            import asyncffi
+
+            asyncffi.configure(wake=system.wake)
+            self.many = _thread_floor
         elif system.kind == "asyncffi":
             import asyncffi
             from asyncffi import demo
@@ -114,10 +122,34 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+async def _thread_floor(n: int) -> None:
+    """A plain Rust thread completes ``n`` futures through a completion port (fd wake): the
+    cheapest cross-thread completion, with no runtime and no task in between."""
+    from asyncffi._errors import check
+    from asyncffi._loader import lib
+    from asyncffi._port import current_port
+
+    loop = asyncio.get_running_loop()
+    port = current_port()
+    first = next(port.tokens)
+    futures = []
+    for k in range(n):
+        fut = loop.create_future()
+        port.pending[first + k] = fut
+        futures.append(fut)
+    for _ in range(n - 1):  # keep the port's tokens ahead of the ones used here
+        next(port.tokens)
+    check(lib.affi_bench_complete_from_thread(port.id, first, n))
+    await asyncio.gather(*futures)
+
+
 async def gather_trivial(calls: Calls, n: int) -> float:
-    assert calls.trivial is not None
     start = time.perf_counter()
-    await asyncio.gather(*(calls.trivial() for _ in range(n)))
+    if calls.many is not None:
+        await calls.many(n)
+    else:
+        assert calls.trivial is not None
+        await asyncio.gather(*(calls.trivial() for _ in range(n)))
     return time.perf_counter() - start
 
 
@@ -174,7 +206,7 @@ class Scenario:
     quick: int
     unit: str = "us/op"
     #: Kinds of system measured (the slow ones are left out of the largest run).
-    kinds: tuple = ("floor", "asyncffi", "peer", "naive")
+    kinds: tuple = ("floor", "thread-floor", "asyncffi", "peer", "naive")
 
     @property
     def memory(self) -> bool:
@@ -212,7 +244,8 @@ def worker(system_name: str, scenario_name: str, n: int, repeats: int) -> Dict[s
     system = next(s for s in SYSTEMS if s.name == system_name)
     scenario = next(s for s in SCENARIOS if s.name == scenario_name)
     calls = Calls(system)
-    if getattr(calls, scenario.needs) is None:
+    needs = "many" if calls.many is not None and scenario.run is gather_trivial else scenario.needs
+    if getattr(calls, needs) is None:
         return {"skipped": "no equivalent"}
     loop = asyncio.new_event_loop()
     try:

@@ -98,3 +98,9 @@ int64_t affi_demo_timeout_python(uint64_t port,
                                  const uint8_t *data,
                                  uintptr_t len,
                                  uint32_t runtime_id);
+
+// The cross-thread floor of the benchmarks: a plain thread (no runtime, no task table)
+// completes `count` calls, tokens `first_token..first_token + count`, on `port` with `None`,
+// through the same queue, coalesced wake and drain as real completions. It measures what
+// completing a future from another thread costs at the least.
+int32_t affi_bench_complete_from_thread(uint64_t port, uint64_t first_token, uint64_t count);

@@ -404,3 +404,25 @@ async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output>
     })
     .await
 }
+
+// === Benchmark floor ===
+
+/// The cross-thread floor of the benchmarks: a plain thread (no runtime, no task table)
+/// completes `count` calls, tokens `first_token..first_token + count`, on `port` with `None`,
+/// through the same queue, coalesced wake and drain as real completions. It measures what
+/// completing a future from another thread costs at the least.
+#[no_mangle]
+pub extern "C" fn affi_bench_complete_from_thread(port: u64, first_token: u64, count: u64) -> i32 {
+    asyncffi::guard_status(|| {
+        let port = asyncffi::port::Port::get(port)?;
+        std::thread::Builder::new()
+            .name("asyncffi-bench".into())
+            .spawn(move || {
+                for token in first_token..first_token.saturating_add(count) {
+                    port.push(token, asyncffi::port::Outcome::Done(Ok(Value::None)));
+                }
+            })
+            .map_err(|e| Failure::new(AffiStatus::ErrRuntime, e.to_string()))?;
+        Ok(())
+    })
+}
