@@ -43,6 +43,7 @@ class System:
     wake: str = "threadsafe"
     flavor: str = "multi_thread"
     runtime: str = "tokio"
+    loop: str = "asyncio"
 
 
 SYSTEMS = [
@@ -52,6 +53,7 @@ SYSTEMS = [
     System("asyncffi fd tokio", "asyncffi", wake="fd"),
     System("asyncffi threadsafe tokio-ct", "asyncffi", flavor="current_thread"),
     System("asyncffi threadsafe async-std", "asyncffi", runtime="async-std"),
+    System("asyncffi threadsafe tokio uvloop", "asyncffi", loop="uvloop"),
     System("pyo3-async-runtimes", "peer"),
     System("run_in_executor", "naive"),
 ]
@@ -247,7 +249,12 @@ def worker(system_name: str, scenario_name: str, n: int, repeats: int) -> Dict[s
     needs = "many" if calls.many is not None and scenario.run is gather_trivial else scenario.needs
     if getattr(calls, needs) is None:
         return {"skipped": "no equivalent"}
-    loop = asyncio.new_event_loop()
+    if system.loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     try:
         if scenario.memory or n >= 1_000_000:
             repeats = 1
