@@ -220,14 +220,15 @@ def test_calls_after_shutdown_never_complete_and_print_nothing() -> None:
         from asyncffi import demo, _runtime
         asyncio.run(demo.sleep(0))
         _runtime._shutdown()
-        try:
-            asyncio.run(asyncio.wait_for(demo.sleep(0), 0.2))
-        except asyncio.TimeoutError:
-            print("still waiting")
+        for call in (demo.sleep(0), demo.call_python(print)):
+            try:
+                asyncio.run(asyncio.wait_for(call, 0.2))
+            except asyncio.TimeoutError:
+                print("still waiting")
         """
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "still waiting\n"
+    assert proc.stdout == "still waiting\nstill waiting\n"
     assert proc.stderr == ""
 
 

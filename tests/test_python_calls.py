@@ -254,3 +254,46 @@ def test_exit_with_calls_in_flight(wake: str, runtime: str) -> None:
         if not line.startswith(("Task was destroyed but it is pending!", "task: <Task pending"))
     )
     assert stderr == ""
+
+
+async def test_a_callable_cancelling_itself_cancels_the_call_and_spares_the_batch() -> None:
+    async def gives_up() -> None:
+        raise asyncio.CancelledError()
+
+    async def fine(x: int) -> int:
+        return x
+
+    results = await asyncio.gather(
+        demo.call_python(gives_up), demo.call_python(fine, 5), return_exceptions=True
+    )
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1] == 5
+
+
+async def test_stop_iteration_from_python_becomes_a_runtime_error() -> None:
+    def exhausted() -> None:
+        next(iter([]))
+
+    with pytest.raises(RuntimeError, match="StopIteration") as info:
+        await demo.call_python(exhausted)
+    assert isinstance(info.value.__cause__, StopIteration)
+
+
+async def test_unprintable_exception_text_still_answers_the_call() -> None:
+    surrogate = b"\xff".decode("utf-8", "surrogateescape")
+
+    def bad() -> None:
+        raise ValueError("bad name " + surrogate)
+
+    with pytest.raises(ValueError, match="bad name"):
+        await asyncio.wait_for(demo.call_python(bad), 5)
+
+
+async def test_callables_stay_lent_when_the_call_finishes_on_its_first_poll() -> None:
+    # On async-std a zero timeout is over at the first poll: the call returns inline while its
+    # Call request is still queued. The callable must still be there when Python handles it.
+    seen: List[int] = []
+    assert await demo.timeout_python(lambda: seen.append(1), 0, runtime="async-std") is True
+    assert await wait_for_stat("live_callables", 0) == 0
+    await asyncio.sleep(0.05)
+    assert seen == [1]

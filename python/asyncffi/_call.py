@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections.abc
 import contextvars
 from asyncio import Future, get_running_loop
-from typing import Any, Callable, Dict, Generator, Generic, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generator, Generic, List, Optional, Tuple, TypeVar
 
 from ._errors import status_error
 from ._loader import lib
@@ -94,12 +94,13 @@ class RustCall(Generic[T]):
         except ShutDownError:
             return self._never(loop)
         token = next(port.tokens)
-        task = self._fn(port.id, token, *self._args)
+        task = self._fn(port.id, token, *self._prepare(port))
         if task <= 0:
             if task == 0:  # ready on its first poll: the outcome is here already
                 self._args = ()
                 self._fut = _FINISHED
-                raise StopIteration(port.take_inline())
+                raise StopIteration(port.take_inline(token))
+            self._failed(port)
             if state.shut_down:
                 return self._never(loop)
             raise status_error(task)
@@ -112,6 +113,13 @@ class RustCall(Generic[T]):
         self._args = ()
         fut._asyncio_future_blocking = True
         return fut
+
+    def _prepare(self, port: Port) -> Tuple[Any, ...]:
+        """The C arguments of the call on ``port``."""
+        return self._args
+
+    def _failed(self, port: Port) -> None:
+        """The C function refused the call (a negative status)."""
 
     def _never(self, loop: Any) -> Future[T]:
         """After shutdown (interpreter exit) a call never completes, like everything else in
@@ -160,28 +168,29 @@ class PyCallableArg:
 
 class RustCallWithCallables(RustCall[T]):
     """A ``RustCall`` whose arguments include Python callables (``PyCallableArg``): they are
-    lent to Rust, on the port of the loop that awaits the call, when the call starts."""
+    lent to Rust, on the port of the loop that awaits the call, when the call starts. The
+    exported function takes them over (and releases them when it drops them); if it refuses
+    the call, they are taken back."""
 
-    __slots__ = ()
+    __slots__ = ("_lent",)
 
-    def _start(self) -> Future[T]:
-        port = current_port()
-        lent: list[int] = []
+    def _prepare(self, port: Port) -> Tuple[Any, ...]:
+        self._lent: List[int] = []
         args = []
         for arg in self._args:
             if type(arg) is PyCallableArg:
                 object_id = port.register(arg.fn, arg.context)
-                lent.append(object_id)
+                self._lent.append(object_id)
                 args.append(object_id)
             else:
                 args.append(arg)
-        self._args = tuple(args)
-        try:
-            return super()._start()
-        except BaseException:
-            for object_id in lent:  # Rust did not take them
-                port.objects.pop(object_id, None)
-            raise
+        return tuple(args)
+
+    def _failed(self, port: Port) -> None:
+        # Popping twice is harmless: ids are never reused, and a Release from Rust (if it had
+        # adopted one before failing) finds nothing.
+        for object_id in self._lent:
+            port.objects.pop(object_id, None)
 
 
 _names: Dict[Any, str] = {}

@@ -25,7 +25,7 @@ import inspect
 import itertools
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._errors import ClosedError, RustError, RustPanic, check
 from ._loader import ffi, lib
@@ -63,6 +63,7 @@ _drain = lib.affi_port_drain
 _release = lib.affi_port_release
 _complete = lib.affi_call_complete
 _take_inline = lib.affi_port_take_inline
+_release_inline = lib.affi_port_release_inline
 
 # Ownership: a loop owns its port (through its close hook, or `_pinned` for loops that take no
 # hook); every registry below holds ports weakly. A port holds its pending futures and so its
@@ -168,9 +169,17 @@ class Port:
                     try:
                         if status == OK and tag == TAG_INT:  # the common case, inline
                             fut.set_result(c.int_value)
+                            continue
+                        ok, value = self._outcome(c)
+                        if ok:
+                            fut.set_result(value)
+                        elif isinstance(value, asyncio.CancelledError):
+                            fut.cancel()
                         else:
-                            fut.set_result(self._decode(c))
-                    except Exception as exc:  # an error outcome, or a value Python cannot build
+                            fut.set_exception(value)
+                    except Exception as exc:
+                        # A value Python cannot rebuild fails that call only; a future already
+                        # cancelled (its task is being cancelled) just stays so.
                         if not fut.done():
                             fut.set_exception(exc)
             except BaseException:
@@ -184,42 +193,45 @@ class Port:
             if n < BATCH:
                 return
 
-    def _decode(self, c: Any) -> Any:
-        """The value of completion ``c``; raises its error."""
+    def _outcome(self, c: Any) -> Tuple[bool, Any]:
+        """``(True, value)`` or ``(False, exception)`` for completion ``c``."""
         status = c.status
         tag = c.tag
         if status == OK:
             if tag == TAG_INT:
-                return c.int_value
+                return True, c.int_value
             if tag == TAG_NONE:
-                return None
+                return True, None
             if tag == TAG_FLOAT:
-                return c.float_value
+                return True, c.float_value
             if tag == TAG_BOOL:
-                return c.int_value != 0
+                return True, c.int_value != 0
             if tag == TAG_STR:
-                return text_at(c.data, c.len)
+                return True, text_at(c.data, c.len)
             if tag == TAG_BYTES:
-                return bytes_at(c.data, c.len)
+                return True, bytes_at(c.data, c.len)
             if tag == TAG_OBJECT:
-                return _wrap_object(c.int_value)
-            return unpack(c.data, c.len)
+                return True, _wrap_object(c.int_value)
+            return True, unpack(c.data, c.len)
         if status == ERROR:
-            raise self._error(unpack(c.data, c.len))
+            return False, self._error(unpack(c.data, c.len))
         if status == PANIC:
-            raise RustPanic(text_at(c.data, c.len))
-        raise ClosedError("the Rust task was dropped: its runtime shut down")
+            return False, RustPanic(text_at(c.data, c.len))
+        return False, ClosedError("the Rust task was dropped: its runtime shut down")
 
-    def take_inline(self) -> Any:
-        """The outcome of a call that finished on its first poll (its function returned 0):
-        its value, or raises its error. No future, no wake, no thread hop."""
+    def take_inline(self, token: int) -> Any:
+        """The outcome of call ``token``, which finished on its first poll (its function
+        returned 0): its value, or raises its error. No future, no wake, no thread hop."""
         c = self._one[0]
-        check(_take_inline(self.id, self._one))
+        check(_take_inline(self.id, token, self._one))
         try:
-            return self._decode(c)
+            ok, value = self._outcome(c)
         finally:
             if c.tag >= TAG_BYTES and c.tag != TAG_OBJECT:
-                _release(self.id)
+                _release_inline(self.id)
+        if ok:
+            return value
+        raise value
 
     def _abandon(self, buf: Any, start: int, stop: int) -> None:
         for j in range(start, stop):
@@ -233,6 +245,11 @@ class Port:
         from a call on this port and Rust returned it unchanged, else a ``RustError``."""
         if len(fields) == 3:
             original = self.objects.get(fields[2])
+            if isinstance(original, (StopIteration, StopAsyncIteration)):
+                # These cannot travel through a future or a coroutine (PEP 479).
+                error = RuntimeError(f"{type(original).__name__} raised by a Python callable")
+                error.__cause__ = original
+                return error
             if isinstance(original, BaseException):
                 return original
         return RustError(fields[1], fields[0])
@@ -273,7 +290,7 @@ class Port:
             task = run(asyncio.ensure_future, result)
         except BaseException as exc:
             self._answer_error(call_id, exc)
-            if not isinstance(exc, Exception):
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 # KeyboardInterrupt, SystemExit: raise them from the loop, after this batch, so
                 # that the rest of the batch is still delivered.
                 loop = self.loop_ref()
@@ -303,11 +320,8 @@ class Port:
         _complete(call_id, OK, *args)  # ERR_CLOSED: Rust stopped waiting; nothing to free
 
     def _answer_error(self, call_id: int, exc: BaseException) -> None:
-        try:
-            message = str(exc)
-        except Exception:
-            message = repr(exc)
-        data = pack([type(exc).__name__, message])
+        """Answers call ``call_id`` with ``exc``; always answers, whatever ``exc`` holds."""
+        data = pack([_printable(type(exc).__name__), _printable(_message(exc))])
         object_id = next(_object_ids)
         self.objects[object_id] = exc
         if _complete(call_id, ERROR, TAG_PACKED, object_id, 0.0, data, len(data)) < 0:
@@ -455,6 +469,21 @@ def _install_wake_callback() -> None:
             cb: Callable[[int], None] = _on_wake
             _wake_callback = ffi.callback("void(*)(uint64_t)", cb, onerror=_wake_error)
             check(lib.affi_set_wake_callback(_wake_callback))
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        try:
+            return repr(exc)
+        except Exception:
+            return f"<unprintable {type(exc).__name__}>"
+
+
+def _printable(text: str) -> str:
+    """``text`` as valid UTF-8 (lone surrogates escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _reraise(exc: BaseException) -> None:

@@ -158,14 +158,17 @@ int32_t affi_port_fd(uint64_t port);
 // `data` pointers written stay valid until the next `affi_port_release` on this port.
 int64_t affi_port_drain(uint64_t port, AffiCompletion *out, uintptr_t cap);
 
-// The eager path: after an exported function returned 0 (its future finished on its first
-// poll, on this thread), writes that outcome into `out`, as a drain would. Its payload stays
-// valid until the next `affi_port_release` on `port`. Returns 0, or `AFFI_STATUS_ERR_VALUE` if
-// this thread has no such outcome.
+// The eager path: after an exported function called with `port` and `token` returned 0 (its
+// future finished on its first poll, on this thread), writes that outcome into `out`, as a
+// drain would. Its payload stays valid until `affi_port_release_inline` on `port`. Returns 0,
+// or `AFFI_STATUS_ERR_VALUE` if this thread holds no inline outcome for that call.
 //
 // # Safety
 // `out` must point to a writable `AffiCompletion`. Call on the thread that made the call.
-int32_t affi_port_take_inline(uint64_t port, AffiCompletion *out);
+int32_t affi_port_take_inline(uint64_t port, uint64_t token, AffiCompletion *out);
+
+// Frees the payload of the inline outcomes taken from `port` so far.
+int32_t affi_port_release_inline(uint64_t port);
 
 // Frees the payloads of the batches drained from `port` so far.
 int32_t affi_port_release(uint64_t port);

@@ -32,7 +32,7 @@ use crate::handle_table::HandleTable;
 use crate::port::{AffiRequest, Buffer, Port};
 use crate::pyref::{PyKind, PyRef};
 use crate::stats::LIVE_CALLS;
-use crate::value::{Error, Value};
+use crate::value::{Error, Origin, Value};
 
 /// A Python exception, as Rust sees it: its type name and message, and (when it came from a
 /// call) the exception object itself, held on the Python side.
@@ -70,8 +70,12 @@ impl std::error::Error for PythonError {}
 
 impl From<PythonError> for Error {
     fn from(e: PythonError) -> Error {
-        let mut error = Error::new(e.type_name, e.message);
-        error.origin = e.origin;
+        let mut error = Error::new(e.type_name.clone(), e.message.clone());
+        error.origin = e.origin.map(|object| Origin {
+            object,
+            kind: e.type_name,
+            message: e.message,
+        });
         error
     }
 }

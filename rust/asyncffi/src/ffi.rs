@@ -142,32 +142,46 @@ pub unsafe extern "C" fn affi_port_drain(port: u64, out: *mut AffiCompletion, ca
     })
 }
 
-/// The eager path: after an exported function returned 0 (its future finished on its first
-/// poll, on this thread), writes that outcome into `out`, as a drain would. Its payload stays
-/// valid until the next `affi_port_release` on `port`. Returns 0, or `AFFI_STATUS_ERR_VALUE` if
-/// this thread has no such outcome.
+/// The eager path: after an exported function called with `port` and `token` returned 0 (its
+/// future finished on its first poll, on this thread), writes that outcome into `out`, as a
+/// drain would. Its payload stays valid until `affi_port_release_inline` on `port`. Returns 0,
+/// or `AFFI_STATUS_ERR_VALUE` if this thread holds no inline outcome for that call.
 ///
 /// # Safety
 /// `out` must point to a writable `AffiCompletion`. Call on the thread that made the call.
 #[no_mangle]
-pub unsafe extern "C" fn affi_port_take_inline(port: u64, out: *mut AffiCompletion) -> i32 {
+pub unsafe extern "C" fn affi_port_take_inline(
+    port: u64,
+    token: u64,
+    out: *mut AffiCompletion,
+) -> i32 {
     guard_status(|| {
+        let outcome = task::take_inline(port, token);
         let port = Port::get(port)?;
+        let outcome = outcome.ok_or_else(|| {
+            Failure::new(
+                AffiStatus::ErrValue,
+                "no call finished inline on this thread",
+            )
+        })?;
         if out.is_null() {
             return Err(Failure::new(
                 AffiStatus::ErrValue,
                 "completion buffer is NULL",
             ));
         }
-        let outcome = task::take_inline().ok_or_else(|| {
-            Failure::new(
-                AffiStatus::ErrValue,
-                "no call finished inline on this thread",
-            )
-        })?;
         let completion = port.deliver_inline(outcome);
         // SAFETY: checked non-null; the caller guarantees it is a writable AffiCompletion.
         unsafe { out.write(completion) };
+        Ok(())
+    })
+}
+
+/// Frees the payload of the inline outcomes taken from `port` so far.
+#[no_mangle]
+pub extern "C" fn affi_port_release_inline(port: u64) -> i32 {
+    guard_status(|| {
+        Port::get(port)?.release_inline();
         Ok(())
     })
 }

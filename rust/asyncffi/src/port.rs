@@ -185,8 +185,9 @@ impl Outcome {
         let value = match self {
             Outcome::Done(Ok(value)) => value,
             Outcome::Done(Err(e)) => {
-                let origin = e.origin.filter(|r| r.port_id() == port);
-                let payload = error_payload(&e.kind, &e.message, origin.as_ref().map(PyRef::id));
+                let (kind, message) = (e.kind.clone(), e.message.clone());
+                let origin = e.unchanged_origin().filter(|r| r.port_id() == port);
+                let payload = error_payload(&kind, &message, origin.as_ref().map(PyRef::id));
                 return (AffiOutcome::Error, payload, origin);
             }
             Outcome::Panic(message) => {
@@ -236,6 +237,11 @@ struct PortState {
     held: Vec<Buffer>,
     /// Python objects named by the last drained batch, dropped by `release`.
     held_refs: Vec<PyRef>,
+    /// The payload of the last inline outcome, freed by `release_inline`: apart from `held`,
+    /// because an inline call can finish while Python is still reading a drained batch.
+    inline_held: Vec<Buffer>,
+    /// Python objects named by the last inline outcome.
+    inline_refs: Vec<PyRef>,
     /// Set once by `close`; never unset. Pushes after it free their payload at once.
     closed: bool,
 }
@@ -289,12 +295,18 @@ impl Port {
         let port = ports()
             .remove(id)
             .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the completion port is closed"))?;
-        let queued = {
+        let (queued, refs) = {
             let mut state = port.lock();
             state.closed = true;
-            std::mem::take(&mut state.queue)
+            // Held references point back at this port: dropping them here breaks the cycle
+            // (Python has forgotten their objects already; their releases go nowhere).
+            (
+                std::mem::take(&mut state.queue),
+                std::mem::take(&mut state.held_refs),
+            )
         };
         drop(queued);
+        drop(refs);
         crate::task::cancel_port(id);
         crate::callable::fail_port(id);
         Ok(())
@@ -429,7 +441,7 @@ impl Port {
     }
 
     /// The eager path: hands Python the outcome of a call whose future was ready on its first
-    /// poll, without queueing or waking. Payloads are held until `release`, as for a drain.
+    /// poll, without queueing or waking. Its payload is held until `release_inline`.
     pub fn deliver_inline(&self, outcome: Outcome) -> AffiCompletion {
         let (status, payload, keep) = outcome.into_parts(self.id());
         let item = Queued {
@@ -441,9 +453,24 @@ impl Port {
         };
         let mut state = self.lock();
         let PortState {
-            held, held_refs, ..
+            inline_held,
+            inline_refs,
+            ..
         } = &mut *state;
-        hand_over(item, held, held_refs)
+        hand_over(item, inline_held, inline_refs)
+    }
+
+    /// Frees the payload of the inline outcomes handed over so far.
+    pub fn release_inline(&self) {
+        let (held, refs) = {
+            let mut state = self.lock();
+            (
+                std::mem::take(&mut state.inline_held),
+                std::mem::take(&mut state.inline_refs),
+            )
+        };
+        drop(held);
+        drop(refs);
     }
 
     /// Step 5: frees the payloads of the drained batches (and lets go of the Python objects

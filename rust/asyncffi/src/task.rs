@@ -177,18 +177,21 @@ impl<F> Drop for Tracked<F> {
 thread_local! {
     /// The outcome of this thread's last call whose future was ready on its first poll, until
     /// Python takes it (`take_inline`).
-    static INLINE: RefCell<Option<Outcome>> = const { RefCell::new(None) };
+    static INLINE: RefCell<Option<(u64, u64, Outcome)>> = const { RefCell::new(None) };
 }
 
-/// Takes the outcome left by the last `spawn` on this thread that returned 0.
-pub fn take_inline() -> Option<Outcome> {
-    INLINE.with(|slot| slot.borrow_mut().take())
+/// Takes the outcome left by the last `spawn` on this thread that returned 0, if it was for
+/// call `token` on port `port` (anything else left there is dropped: freed).
+pub fn take_inline(port: u64, token: u64) -> Option<Outcome> {
+    let (p, t, outcome) = INLINE.with(|slot| slot.borrow_mut().take())?;
+    (p == port && t == token).then_some(outcome)
 }
 
 /// Spawns `future` on `runtime` for the Python call `token` on port `port`, and returns the
 /// task id Python uses to cancel it, or 0 when the future finished on its first poll.
 ///
-/// This is what an exported C function calls after decoding its arguments.
+/// This is what an exported C function calls after decoding its arguments: once per call, on
+/// the thread Python called it on.
 ///
 /// **Eager path.** The future is polled once right here, on the calling (event-loop) thread,
 /// inside the runtime's context. If it is ready, its outcome is left for Python to take at
@@ -204,12 +207,9 @@ where
     let port = Port::get(port)?;
     runtime.check_available()?;
     let mut future = Box::pin(future);
-    let first = {
-        let _context = runtime.enter();
-        let mut cx = Context::from_waker(Waker::noop());
-        catching(|| future.as_mut().poll(&mut cx))
-    };
-    let inline = match first {
+    let context = runtime.enter();
+    let mut cx = Context::from_waker(Waker::noop());
+    let inline = match catching(|| future.as_mut().poll(&mut cx)) {
         Ok(Poll::Pending) => None,
         Ok(Poll::Ready(result)) => Some(Outcome::Done(result)),
         Err(payload) => {
@@ -218,12 +218,16 @@ where
         }
     };
     if let Some(outcome) = inline {
+        // Dropped in the same context it was polled in.
         let _ = catching(move || drop(future));
+        drop(context);
         SPAWNED.inc();
         COMPLETED.inc();
-        INLINE.with(|slot| *slot.borrow_mut() = Some(outcome));
+        let port_id = port.id();
+        INLINE.with(|slot| *slot.borrow_mut() = Some((port_id, token, outcome)));
         return Ok(0);
     }
+    drop(context);
     let shared = Arc::new(TaskShared::default());
     let port_id = port.id();
     let id = tasks().insert(TaskEntry {

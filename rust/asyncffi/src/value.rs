@@ -97,7 +97,8 @@ impl From<()> for Value {
 /// `.kind` attribute and `message` as its text.
 ///
 /// An error converted from a [`crate::PythonError`] keeps the Python exception object, so
-/// Python raises the original exception again instead of a `RustError`.
+/// Python raises the original exception again instead of a `RustError`, as long as `kind` and
+/// `message` are left as they came (an error Rust annotated is raised as a `RustError`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     /// A short machine-readable category, such as `"overflow"` or `"not_found"` (for Python
@@ -105,7 +106,23 @@ pub struct Error {
     pub kind: String,
     /// The human-readable message.
     pub message: String,
-    pub(crate) origin: Option<PyRef>,
+    pub(crate) origin: Option<Origin>,
+}
+
+/// The Python exception behind an error, and the text it arrived with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) object: PyRef,
+    pub(crate) kind: String,
+    pub(crate) message: String,
+}
+
+impl Error {
+    /// The original Python exception, if this error still says what it said.
+    pub(crate) fn unchanged_origin(self) -> Option<PyRef> {
+        let origin = self.origin?;
+        (origin.kind == self.kind && origin.message == self.message).then_some(origin.object)
+    }
 }
 
 impl Error {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use asyncffi::ffi::{
     affi_call_complete, affi_port_close, affi_port_drain, affi_port_fd, affi_port_open,
-    affi_port_release, affi_port_take_inline, affi_set_wake_callback, affi_stats, affi_task_cancel,
-    AffiStats,
+    affi_port_release, affi_port_release_inline, affi_port_take_inline, affi_set_wake_callback,
+    affi_stats, affi_task_cancel, AffiStats,
 };
 use asyncffi::port::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
 use asyncffi::{codec, spawn, AffiStatus, Error, PyCallable, Runtime, Value};
@@ -468,33 +468,81 @@ fn ready_futures_are_delivered_inline_without_a_task_or_a_wake() {
         assert_eq!(task, 0, "ready on the first poll: no task");
         let mut out = EMPTY;
         // SAFETY: `out` is a writable completion.
-        assert_eq!(unsafe { affi_port_take_inline(port, &mut out) }, 0);
+        assert_eq!(unsafe { affi_port_take_inline(port, 1, &mut out) }, 0);
         assert_eq!(
             (out.status, out.tag),
             (AffiOutcome::Ok as i32, AffiTag::Str as u32)
         );
         assert_eq!(bytes_of(&out), b"now");
-        assert_eq!(affi_port_release(port), 0);
+        assert_eq!(affi_port_release_inline(port), 0);
         // SAFETY: as above; nothing is left to take now.
         assert_eq!(
-            unsafe { affi_port_take_inline(port, &mut out) },
+            unsafe { affi_port_take_inline(port, 1, &mut out) },
             AffiStatus::ErrValue as i32
         );
     }
     let panicked = spawn(Runtime::Tokio, port, 2, async { panic!("at once") }).unwrap();
     assert_eq!(panicked, 0);
     let mut out = EMPTY;
-    // SAFETY: `out` is a writable completion.
-    assert_eq!(unsafe { affi_port_take_inline(port, &mut out) }, 0);
+    // SAFETY: `out` is a writable completion; an outcome is only handed to its own call.
+    assert_eq!(
+        unsafe { affi_port_take_inline(port, 3, &mut out) },
+        AffiStatus::ErrValue as i32
+    );
+    spawn(Runtime::Tokio, port, 2, async { panic!("at once") }).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { affi_port_take_inline(port, 2, &mut out) }, 0);
     assert_eq!(
         (out.status, bytes_of(&out)),
         (AffiOutcome::Panic as i32, b"at once".to_vec())
     );
-    assert_eq!(affi_port_release(port), 0);
+    assert_eq!(affi_port_release_inline(port), 0);
     let after = stats();
     assert_eq!(after.wakes, before.wakes, "nothing was queued");
-    assert_eq!(after.spawned - before.spawned, 3);
-    assert_eq!(after.completed - before.completed, 3);
+    assert_eq!(after.spawned - before.spawned, 4);
+    assert_eq!(after.completed - before.completed, 4);
     assert_eq!((after.live_tasks, after.live_values), (0, 0));
+    assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn an_annotated_python_error_no_longer_names_the_original() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let callable = PyCallable::adopt(port, 4).unwrap();
+    let call = callable.call(vec![]);
+    let request = next_with_status(port, AffiRequest::Call as i32);
+    let pair = codec::encode(&Value::List(vec![
+        Value::Str("KeyError".into()),
+        Value::Str("'k'".into()),
+    ]))
+    .unwrap();
+    // SAFETY: `pair` is readable for its length.
+    let status = unsafe {
+        affi_call_complete(
+            request.token,
+            AffiOutcome::Error as i32,
+            AffiTag::Packed as u32,
+            12,
+            0.0,
+            pair.as_ptr(),
+            pair.len(),
+        )
+    };
+    assert_eq!(status, 0);
+    let mut error = Error::from(futures_block_on(call).unwrap_err());
+    error.message = format!("while loading: {}", error.message);
+    spawn(Runtime::Tokio, port, 3, later(Err(error))).unwrap();
+    let outcome = next_with_status(port, AffiOutcome::Error as i32);
+    assert_eq!(
+        codec::decode(&bytes_of(&outcome)).unwrap(),
+        Value::List(vec![
+            Value::Str("KeyError".into()),
+            Value::Str("while loading: 'k'".into())
+        ]),
+        "an edited error is a RustError, not the original exception"
+    );
+    assert_eq!(affi_port_release(port), 0);
+    drop(callable);
     assert_eq!(affi_port_close(port), 0);
 }
