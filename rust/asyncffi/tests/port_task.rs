@@ -322,6 +322,27 @@ fn answer(call: u64, value: i64) -> i32 {
     }
 }
 
+/// Python's answer "KeyError: 'k'" to call `call`, naming exception object `exception`.
+fn answer_key_error(call: u64, exception: i64) -> i32 {
+    let pair = codec::encode(&Value::List(vec![
+        Value::Str("KeyError".into()),
+        Value::Str("'k'".into()),
+    ]))
+    .unwrap();
+    // SAFETY: `pair` is readable for its length.
+    unsafe {
+        affi_call_complete(
+            call,
+            AffiOutcome::Error as i32,
+            AffiTag::Packed as u32,
+            exception,
+            0.0,
+            pair.as_ptr(),
+            pair.len(),
+        )
+    }
+}
+
 #[test]
 fn rust_calls_python_through_requests_on_the_port() {
     let _serial = serial();
@@ -381,24 +402,7 @@ fn dropping_a_call_sends_cancel_and_python_errors_keep_their_object() {
     // An exception: Rust gets type name and message and adopts the exception object (id 9).
     let call = callable.call(vec![]);
     let request = next_with_status(port, AffiRequest::Call as i32);
-    let pair = codec::encode(&Value::List(vec![
-        Value::Str("KeyError".into()),
-        Value::Str("'k'".into()),
-    ]))
-    .unwrap();
-    // SAFETY: `pair` is readable for its length.
-    let status = unsafe {
-        affi_call_complete(
-            request.token,
-            AffiOutcome::Error as i32,
-            AffiTag::Packed as u32,
-            9,
-            0.0,
-            pair.as_ptr(),
-            pair.len(),
-        )
-    };
-    assert_eq!(status, 0);
+    assert_eq!(answer_key_error(request.token, 9), 0);
     let error = futures_block_on(call).unwrap_err();
     assert_eq!(
         (error.type_name.as_str(), error.message.as_str()),
@@ -512,24 +516,7 @@ fn an_annotated_python_error_no_longer_names_the_original() {
     let callable = PyCallable::adopt(port, 4).unwrap();
     let call = callable.call(vec![]);
     let request = next_with_status(port, AffiRequest::Call as i32);
-    let pair = codec::encode(&Value::List(vec![
-        Value::Str("KeyError".into()),
-        Value::Str("'k'".into()),
-    ]))
-    .unwrap();
-    // SAFETY: `pair` is readable for its length.
-    let status = unsafe {
-        affi_call_complete(
-            request.token,
-            AffiOutcome::Error as i32,
-            AffiTag::Packed as u32,
-            12,
-            0.0,
-            pair.as_ptr(),
-            pair.len(),
-        )
-    };
-    assert_eq!(status, 0);
+    assert_eq!(answer_key_error(request.token, 12), 0);
     let mut error = Error::from(futures_block_on(call).unwrap_err());
     error.message = format!("while loading: {}", error.message);
     spawn(Runtime::Tokio, port, 3, later(Err(error))).unwrap();
