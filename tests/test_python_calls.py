@@ -297,3 +297,13 @@ async def test_callables_stay_lent_when_the_call_finishes_on_its_first_poll() ->
     assert await wait_for_stat("live_callables", 0) == 0
     await asyncio.sleep(0.05)
     assert seen == [1]
+
+
+async def test_a_huge_gather_count_is_no_allocation_bomb() -> None:
+    # Starting calls one by one: cancel long before memory runs out, and the process lives.
+    task = asyncio.ensure_future(demo.gather_python(lambda i: i, 2**40))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_for_stat("live_calls", 0) == 0

@@ -90,7 +90,7 @@ class RustCall(Generic[T]):
     def _start(self) -> Future[T]:
         loop = get_running_loop()
         try:
-            port = current_port()
+            port = current_port(loop)
         except ShutDownError:
             return self._never(loop)
         token = next(port.tokens)

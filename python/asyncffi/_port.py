@@ -48,6 +48,8 @@ from ._values import (
 
 #: Completions copied out per drain call.
 BATCH = 256
+#: Batches drained per turn of the event loop before the rest waits for the next turn.
+MAX_BATCHES = 16
 
 OK = lib.AFFI_OUTCOME_OK
 ERROR = lib.AFFI_OUTCOME_ERROR
@@ -138,11 +140,16 @@ class Port:
         _ports[self.id] = self
 
     def drain(self) -> None:
-        """Resolves the futures of every queued completion. Runs on the loop thread."""
+        """Resolves the futures of the queued completions. Runs on the loop thread.
+
+        Takes at most ``MAX_BATCHES`` batches per turn: when Rust produces faster than Python
+        consumes, the rest waits for the next turn (scheduled here, since the wake-up for a
+        non-empty queue has already been spent), so other callbacks and timers keep running.
+        """
         buf = self._buf
         pending = self.pending
         pid = self.id
-        while True:
+        for _ in range(MAX_BATCHES):
             n = _drain(pid, buf, BATCH)
             if n <= 0:
                 return
@@ -192,6 +199,9 @@ class Port:
                 _release(pid)
             if n < BATCH:
                 return
+        loop = self.loop_ref()
+        if loop is not None and not self.closed:
+            loop.call_soon(self.drain)
 
     def _outcome(self, c: Any) -> Tuple[bool, Any]:
         """``(True, value)`` or ``(False, exception)`` for completion ``c``."""
@@ -350,13 +360,14 @@ class Port:
         self.objects.clear()
 
 
-def current_port() -> Port:
-    """The running loop's port, opened on first use.
+def current_port(loop: Optional[asyncio.AbstractEventLoop] = None) -> Port:
+    """The port of ``loop`` (default: the running loop), opened on first use.
 
     :raises RuntimeError: no running event loop, or asyncffi cannot run in this process.
     :raises ShutDownError: asyncffi has shut down (the interpreter is exiting).
     """
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     ref: Optional[weakref.ref[Port]] = getattr(_local, "port", None)
     port = ref() if ref is not None else None
     if port is not None and port.loop_ref() is loop and not port.closed:

@@ -337,9 +337,16 @@ pub extern "C" fn affi_demo_gather_python(
         let callable = PyCallable::adopt(port, callable)?;
         let task = spawn(rt, port, token, async move {
             // Every call starts now; awaiting them in order collects the results in order.
-            let calls: Vec<_> = (0..n)
-                .map(|i| callable.call(vec![Value::Int(i as i64)]))
-                .collect();
+            // The vectors grow as calls are made, never pre-sized by the caller's `n`, and the
+            // task yields every 1024 calls so that a huge `n` neither holds the first poll (on
+            // the event-loop thread) nor keeps a cancellation waiting.
+            let mut calls = Vec::new();
+            for i in 0..n {
+                calls.push(callable.call(vec![Value::Int(i as i64)]));
+                if i % 1024 == 1023 {
+                    yield_now().await;
+                }
+            }
             let mut results = Vec::with_capacity(calls.len());
             for call in calls {
                 results.push(call.await?);
@@ -382,6 +389,20 @@ pub unsafe extern "C" fn affi_demo_timeout_python(
         })?;
         Ok(task as i64)
     })
+}
+
+/// Gives the runtime a turn: pending once (waking itself at once), then ready.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 enum Either<A, B> {
