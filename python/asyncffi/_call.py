@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Generator, Generic, List, Optional, Tupl
 from ._errors import status_error
 from ._loader import lib
 from ._port import Port, ShutDownError, current_port
+from ._pystream import PyStreamArg
 from ._runtime import state
 
 T = TypeVar("T")
@@ -166,31 +167,47 @@ class PyCallableArg:
         self.context = contextvars.copy_context()
 
 
+def lend(port: Port, args: Tuple[Any, ...], lent: List[int]) -> Tuple[Any, ...]:
+    """The C arguments for ``args`` on ``port``: Python callables (``PyCallableArg``) and
+    iterators (``PyStreamArg``) are lent to Rust there and replaced by their ids, which are
+    added to ``lent``."""
+    out = []
+    for arg in args:
+        t = type(arg)
+        if t is PyCallableArg:
+            object_id = port.register(arg.fn, arg.context)
+        elif t is PyStreamArg:
+            object_id = port.register_stream(arg)
+        else:
+            out.append(arg)
+            continue
+        lent.append(object_id)
+        out.append(object_id)
+    return tuple(out)
+
+
+def take_back(port: Port, lent: List[int]) -> None:
+    """The exported function refused the call: forgets the objects lent for it. Popping twice
+    is harmless: ids are never reused, and a Release from Rust (if it had adopted one before
+    failing) finds nothing."""
+    for object_id in lent:
+        port.objects.pop(object_id, None)
+
+
 class RustCallWithCallables(RustCall[T]):
-    """A ``RustCall`` whose arguments include Python callables (``PyCallableArg``): they are
-    lent to Rust, on the port of the loop that awaits the call, when the call starts. The
-    exported function takes them over (and releases them when it drops them); if it refuses
-    the call, they are taken back."""
+    """A ``RustCall`` whose arguments include Python callables (``PyCallableArg``) or
+    iterators (``PyStreamArg``): they are lent to Rust, on the port of the loop that awaits the
+    call, when the call starts. The exported function takes them over (and releases them when
+    it drops them); if it refuses the call, they are taken back."""
 
     __slots__ = ("_lent",)
 
     def _prepare(self, port: Port) -> Tuple[Any, ...]:
         self._lent: List[int] = []
-        args = []
-        for arg in self._args:
-            if type(arg) is PyCallableArg:
-                object_id = port.register(arg.fn, arg.context)
-                self._lent.append(object_id)
-                args.append(object_id)
-            else:
-                args.append(arg)
-        return tuple(args)
+        return lend(port, self._args, self._lent)
 
     def _failed(self, port: Port) -> None:
-        # Popping twice is harmless: ids are never reused, and a Release from Rust (if it had
-        # adopted one before failing) finds nothing.
-        for object_id in self._lent:
-            port.objects.pop(object_id, None)
+        take_back(port, self._lent)
 
 
 _names: Dict[Any, str] = {}

@@ -31,6 +31,23 @@ class ClosedError(Error):
     """A Rust object, port or task was used after it was closed or freed."""
 
 
+def exception_fields(exc: BaseException) -> list[str]:
+    """``[type_name, message]`` of a Python exception as Rust receives it: valid UTF-8 whatever
+    the exception holds (lone surrogates escaped, unprintable messages replaced)."""
+    try:
+        message = str(exc)
+    except Exception:
+        try:
+            message = repr(exc)
+        except Exception:
+            message = f"<unprintable {type(exc).__name__}>"
+    return [_printable(type(exc).__name__), _printable(message)]
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def last_error() -> str:
     """This thread's last error message from the Rust library."""
     size = ffi.new("uintptr_t *")

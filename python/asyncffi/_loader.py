@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, cast
 
 from ._ffi import ffi
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 if TYPE_CHECKING:
     CData = Any
@@ -38,9 +38,11 @@ if TYPE_CHECKING:
         AFFI_OUTCOME_ERROR: int
         AFFI_OUTCOME_PANIC: int
         AFFI_OUTCOME_CANCELLED: int
+        AFFI_OUTCOME_ITEM: int
         AFFI_REQUEST_CALL: int
         AFFI_REQUEST_CANCEL: int
         AFFI_REQUEST_RELEASE: int
+        AFFI_REQUEST_PULL: int
         AFFI_WAKE_THREADSAFE: int
         AFFI_WAKE_FD: int
         AFFI_RUNTIME_TOKIO: int
@@ -70,6 +72,11 @@ if TYPE_CHECKING:
             float_value: float,
             data: bytes | CData,
             len: int,
+        ) -> int: ...
+        def affi_stream_grant(self, task: int, n: int) -> int: ...
+        def affi_pystream_items(self, object: int, data: bytes, len: int) -> int: ...
+        def affi_pystream_end(
+            self, object: int, status: int, data: bytes | CData, len: int, exception: int
         ) -> int: ...
         def affi_stats(self, out: CData) -> int: ...
         def affi_shutdown(self, timeout_ms: int) -> int: ...
@@ -137,6 +144,28 @@ if TYPE_CHECKING:
             data: bytes | CData,
             len: int,
             runtime_id: int,
+        ) -> int: ...
+        def affi_demo_count(
+            self, port: int, token: int, n: int, delay: float, runtime_id: int, buffer: int
+        ) -> int: ...
+        def affi_demo_count_produced(self) -> int: ...
+        def affi_demo_fail_after(
+            self, port: int, token: int, n: int, message: bytes, message_len: int, buffer: int
+        ) -> int: ...
+        def affi_demo_sum_stream(
+            self, port: int, token: int, iterator: int, prefetch: int, runtime_id: int
+        ) -> int: ...
+        def affi_demo_echo_stream(
+            self,
+            port: int,
+            token: int,
+            iterator: int,
+            prefetch: int,
+            runtime_id: int,
+            buffer: int,
+        ) -> int: ...
+        def affi_demo_take(
+            self, port: int, token: int, iterator: int, k: int, prefetch: int, runtime_id: int
         ) -> int: ...
 
 

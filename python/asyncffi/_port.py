@@ -25,10 +25,11 @@ import inspect
 import itertools
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
-from ._errors import ClosedError, RustError, RustPanic, check
+from ._errors import ClosedError, RustError, RustPanic, check, exception_fields
 from ._loader import ffi, lib
+from ._pystream import Pump, PyStreamArg
 from ._runtime import state
 from ._values import (
     TAG_BOOL,
@@ -54,9 +55,11 @@ MAX_BATCHES = 16
 OK = lib.AFFI_OUTCOME_OK
 ERROR = lib.AFFI_OUTCOME_ERROR
 PANIC = lib.AFFI_OUTCOME_PANIC
+ITEM = lib.AFFI_OUTCOME_ITEM
 REQUEST_CALL = lib.AFFI_REQUEST_CALL
 REQUEST_CANCEL = lib.AFFI_REQUEST_CANCEL
 REQUEST_RELEASE = lib.AFFI_REQUEST_RELEASE
+REQUEST_PULL = lib.AFFI_REQUEST_PULL
 
 #: Ids of Python objects lent to Rust; unique in the process, never reused.
 _object_ids = itertools.count(1)
@@ -84,6 +87,16 @@ _pinned: Dict[int, Port] = {}
 _local = threading.local()
 
 
+class Waiting(Protocol):
+    """What ``drain`` resolves with a call's outcome: an ``asyncio.Future``, or the inbox of a
+    stream (whose outcome is its end)."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: Any, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
+    def cancel(self) -> bool: ...
+
+
 class ShutDownError(RuntimeError):
     """asyncffi has shut down (interpreter exit): calls started now never complete."""
 
@@ -103,13 +116,17 @@ class Port:
         "loop_ref",
         "objects",
         "pending",
+        "streams",
         "tokens",
         "wake",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, wake: str) -> None:
         self.loop_ref = weakref.ref(loop)
-        self.pending: Dict[int, asyncio.Future[Any]] = {}
+        #: What waits for each call's outcome: its future (or a stream's inbox), by token.
+        self.pending: Dict[int, Waiting] = {}
+        #: The inboxes of the Rust streams read on this loop, by token.
+        self.streams: Dict[int, Any] = {}
         self.tokens = itertools.count(1)
         #: Python objects Rust holds references to: callables as ``(fn, context)``, and
         #: exceptions raised by calls (so the original can be raised again).
@@ -148,6 +165,7 @@ class Port:
         """
         buf = self._buf
         pending = self.pending
+        streams = self.streams
         pid = self.id
         for _ in range(MAX_BATCHES):
             n = _drain(pid, buf, BATCH)
@@ -159,8 +177,27 @@ class Port:
                 for i in range(n):
                     c = buf[i]
                     status = c.status
-                    if status >= REQUEST_CALL:
-                        held = self._request(c, status) or held
+                    if status >= ITEM:
+                        if status != ITEM:
+                            held = self._request(c, status) or held
+                            continue
+                        tag = c.tag
+                        inbox = streams.get(c.token)
+                        if inbox is None:  # the stream was closed: free the item
+                            if tag == TAG_OBJECT:
+                                lib.affi_object_free(c.int_value)
+                            held = held or tag >= TAG_BYTES
+                            continue
+                        if tag == TAG_INT:  # the common case, inline
+                            inbox.append(c.int_value)
+                        else:
+                            held = held or (TAG_BYTES <= tag != TAG_OBJECT)
+                            self._item(inbox, c)
+                        waiter = inbox.waiter
+                        if waiter is not None:
+                            inbox.waiter = None
+                            if not waiter.done():
+                                waiter.set_result(None)
                         continue
                     fut = pending.pop(c.token, None)
                     tag = c.tag
@@ -203,26 +240,19 @@ class Port:
         if loop is not None and not self.closed:
             loop.call_soon(self.drain)
 
+    def _item(self, inbox: Any, c: Any) -> None:
+        """Puts the item in ``c`` into ``inbox``; an item Python cannot rebuild ends the stream
+        with that error."""
+        try:
+            inbox.append(_value(c))
+        except Exception as exc:
+            inbox.set_exception(exc)
+
     def _outcome(self, c: Any) -> Tuple[bool, Any]:
         """``(True, value)`` or ``(False, exception)`` for completion ``c``."""
         status = c.status
-        tag = c.tag
         if status == OK:
-            if tag == TAG_INT:
-                return True, c.int_value
-            if tag == TAG_NONE:
-                return True, None
-            if tag == TAG_FLOAT:
-                return True, c.float_value
-            if tag == TAG_BOOL:
-                return True, c.int_value != 0
-            if tag == TAG_STR:
-                return True, text_at(c.data, c.len)
-            if tag == TAG_BYTES:
-                return True, bytes_at(c.data, c.len)
-            if tag == TAG_OBJECT:
-                return True, _wrap_object(c.int_value)
-            return True, unpack(c.data, c.len)
+            return True, _value(c)
         if status == ERROR:
             return False, self._error(unpack(c.data, c.len))
         if status == PANIC:
@@ -244,10 +274,12 @@ class Port:
         raise value
 
     def _abandon(self, buf: Any, start: int, stop: int) -> None:
+        """Frees the objects the rest of an interrupted batch carries."""
         for j in range(start, stop):
             c = buf[j]
-            if c.status < REQUEST_CALL and c.tag == TAG_OBJECT:
-                self.pending.pop(c.token, None)
+            if c.tag == TAG_OBJECT and c.status <= ITEM:
+                if c.status != ITEM:
+                    self.pending.pop(c.token, None)
                 lib.affi_object_free(c.int_value)
 
     def _error(self, fields: List[Any]) -> BaseException:
@@ -272,17 +304,36 @@ class Port:
         self.objects[object_id] = (fn, context)
         return object_id
 
+    def register_stream(self, arg: PyStreamArg) -> int:
+        """Lends iterator ``arg`` to Rust; returns its id."""
+        object_id = next(_object_ids)
+        self.objects[object_id] = Pump(self, object_id, arg)
+        return object_id
+
+    def keep(self, exc: BaseException) -> int:
+        """Keeps exception ``exc`` (which Rust now holds) so that the original can be raised
+        again; returns its id."""
+        object_id = next(_object_ids)
+        self.objects[object_id] = exc
+        return object_id
+
     def _request(self, c: Any, status: int) -> bool:
         """Handles one request from Rust; returns whether it had a payload to release."""
         if status == REQUEST_CALL:
             self._start_call(c.token, c.int_value, unpack(c.data, c.len))
             return True
-        if status == REQUEST_CANCEL:
+        if status == REQUEST_PULL:
+            pump = self.objects.get(c.int_value)
+            if type(pump) is Pump:
+                pump.pull(c.token)
+        elif status == REQUEST_CANCEL:
             task = self.calls.pop(c.token, None)
             if task is not None:
                 task.cancel()
         elif status == REQUEST_RELEASE:
-            self.objects.pop(c.int_value, None)
+            released = self.objects.pop(c.int_value, None)
+            if type(released) is Pump:
+                released.release()
         return False
 
     def _start_call(self, call_id: int, callable_id: int, args: List[Any]) -> None:
@@ -331,9 +382,8 @@ class Port:
 
     def _answer_error(self, call_id: int, exc: BaseException) -> None:
         """Answers call ``call_id`` with ``exc``; always answers, whatever ``exc`` holds."""
-        data = pack([_printable(type(exc).__name__), _printable(_message(exc))])
-        object_id = next(_object_ids)
-        self.objects[object_id] = exc
+        data = pack(exception_fields(exc))
+        object_id = self.keep(exc)
         if _complete(call_id, ERROR, TAG_PACKED, object_id, 0.0, data, len(data)) < 0:
             self.objects.pop(object_id, None)  # Rust did not take it
 
@@ -356,6 +406,7 @@ class Port:
                     pass
         lib.affi_port_close(self.id)
         self.pending.clear()
+        self.streams.clear()
         self.calls.clear()
         self.objects.clear()
 
@@ -441,6 +492,7 @@ def forget_all() -> None:
     for port in list(_ports.values()):
         port.closed = True
         port.pending.clear()
+        port.streams.clear()
         port.calls.clear()
         port.objects.clear()
     _ports.clear()
@@ -482,19 +534,24 @@ def _install_wake_callback() -> None:
             check(lib.affi_set_wake_callback(_wake_callback))
 
 
-def _message(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        try:
-            return repr(exc)
-        except Exception:
-            return f"<unprintable {type(exc).__name__}>"
-
-
-def _printable(text: str) -> str:
-    """``text`` as valid UTF-8 (lone surrogates escaped)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+def _value(c: Any) -> Any:
+    """The value a completion or an item carries."""
+    tag = c.tag
+    if tag == TAG_INT:
+        return c.int_value
+    if tag == TAG_NONE:
+        return None
+    if tag == TAG_FLOAT:
+        return c.float_value
+    if tag == TAG_BOOL:
+        return c.int_value != 0
+    if tag == TAG_STR:
+        return text_at(c.data, c.len)
+    if tag == TAG_BYTES:
+        return bytes_at(c.data, c.len)
+    if tag == TAG_OBJECT:
+        return _wrap_object(c.int_value)
+    return unpack(c.data, c.len)
 
 
 def _reraise(exc: BaseException) -> None:

@@ -95,6 +95,7 @@ _STATS_FIELDS = (
     "live_callables",
     "live_calls",
     "live_py_errors",
+    "live_py_streams",
     "spawned",
     "completed",
     "cancelled",
@@ -108,8 +109,9 @@ def stats() -> Dict[str, int]:
 
     ``live_tasks``, ``live_values``, ``live_ports`` and ``live_objects`` count what is alive
     now (Rust tasks, undelivered heap payloads, completion ports, objects held by Python);
-    ``live_callables``, ``live_calls`` and ``live_py_errors`` count Python callables held by
-    Rust, calls from Rust to Python in flight, and Python exceptions held by Rust;
+    ``live_callables``, ``live_calls``, ``live_py_errors`` and ``live_py_streams`` count Python
+    callables held by Rust, calls from Rust to Python in flight, Python exceptions held by Rust
+    and Python iterators read by Rust (a Rust stream read by Python is a task);
     ``spawned``, ``completed``, ``cancelled``, ``panicked`` and ``wakes`` only grow. Thread-safe.
     """
     out = ffi.new("AffiStats *")

@@ -8,12 +8,14 @@ Every function checks its arguments when called (``TypeError``, ``ValueError``,
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, List, Union
+from typing import Any, AsyncIterable, Awaitable, Callable, Iterable, List, Optional, Union
 
 from ._call import PyCallableArg, RustCall, RustCallWithCallables
 from ._loader import lib
 from ._object import RustObject
+from ._pystream import PyStreamArg
 from ._runtime import runtime_id
+from ._stream import RustStream
 from ._values import i64, text, u64, value_args
 from ._values import seconds as as_seconds
 
@@ -22,13 +24,19 @@ __all__ = [
     "add",
     "call_python",
     "call_python_n",
+    "count",
+    "count_produced",
     "cpu",
     "echo",
+    "echo_stream",
     "fail",
+    "fail_after",
     "gather_python",
     "panic",
     "pending",
     "sleep",
+    "sum_stream",
+    "take",
     "tick",
     "timeout_python",
 ]
@@ -142,4 +150,88 @@ def timeout_python(fn: PyFn, seconds: float, *args: Any, runtime: str = "tokio")
     return RustCallWithCallables(
         lib.affi_demo_timeout_python,
         (PyCallableArg(fn), as_seconds(seconds), tag, data, size, runtime_id(runtime)),
+    )
+
+
+# --- Streams -------------------------------------------------------------------------------
+#
+# Rust -> Python: the function returns a ``RustStream``, an async iterator. ``buffer`` bounds
+# how many items the Rust producer runs ahead of the consumer (default 256).
+#
+# Python -> Rust: ``aiter`` may be an async iterator, an async generator or a plain iterable;
+# Rust reads it as a stream, asking for up to ``prefetch`` items ahead (default 256). When Rust
+# drops it, the iterator is closed (an async generator's ``finally`` blocks run).
+
+AnyIterable = Union[AsyncIterable[Any], Iterable[Any]]
+
+
+def _prefetch(prefetch: Optional[int]) -> int:
+    if prefetch is None:
+        return 0
+    n = u64(prefetch, "prefetch")
+    if n < 1:
+        raise ValueError("prefetch must be >= 1")
+    return n
+
+
+def count(
+    n: int, *, delay: float = 0.0, buffer: Optional[int] = None, runtime: str = "tokio"
+) -> RustStream[int]:
+    """A Rust stream of ``0, 1, ..., n - 1``, sleeping ``delay`` seconds before each item."""
+    n = i64(n, "n")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return RustStream(
+        lib.affi_demo_count, (n, as_seconds(delay, "delay"), runtime_id(runtime)), buffer
+    )
+
+
+def count_produced() -> int:
+    """How many items the most recent ``count`` stream has produced so far (0 before any):
+    with a slow consumer it stays within ``buffer`` of what was consumed."""
+    return lib.affi_demo_count_produced()
+
+
+def fail_after(n: int, message: str) -> RustStream[int]:
+    """A Rust stream of ``0, ..., n - 1`` that then raises ``RustError(message)``."""
+    n = i64(n, "n")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    m = text(message, "message")
+    return RustStream(lib.affi_demo_fail_after, (n, m, len(m)))
+
+
+def sum_stream(
+    aiter: AnyIterable, *, prefetch: Optional[int] = None, runtime: str = "tokio"
+) -> RustCall[int]:
+    """Rust sums the ints ``aiter`` yields (an exception it raises comes back as itself)."""
+    return RustCallWithCallables(
+        lib.affi_demo_sum_stream,
+        (PyStreamArg(aiter), _prefetch(prefetch), runtime_id(runtime)),
+    )
+
+
+def echo_stream(
+    aiter: AnyIterable,
+    *,
+    buffer: Optional[int] = None,
+    prefetch: Optional[int] = None,
+    runtime: str = "tokio",
+) -> RustStream[Any]:
+    """A Rust stream of what ``aiter`` yields: Python -> Rust -> Python."""
+    return RustStream(
+        lib.affi_demo_echo_stream,
+        (PyStreamArg(aiter), _prefetch(prefetch), runtime_id(runtime)),
+        buffer,
+    )
+
+
+def take(
+    aiter: AnyIterable, k: int, *, prefetch: Optional[int] = None, runtime: str = "tokio"
+) -> RustCall[List[Any]]:
+    """Rust reads the first ``k`` items of ``aiter`` (fewer if it ends first), returns them as
+    a list, and drops the stream, which closes ``aiter``."""
+    return RustCallWithCallables(
+        lib.affi_demo_take,
+        (PyStreamArg(aiter), u64(k, "k"), _prefetch(prefetch), runtime_id(runtime)),
     )

@@ -49,6 +49,9 @@ typedef enum {
   AFFI_OUTCOME_PANIC = 2,
   // The task was dropped without an outcome (its runtime shut down).
   AFFI_OUTCOME_CANCELLED = 3,
+  // One item of a stream (the task goes on): the value is the item. The stream's end comes
+  // as the task's outcome, after its last item.
+  AFFI_OUTCOME_ITEM = 4,
 } AffiOutcome;
 
 // A request from Rust to Python, carried in a completion's `status` (values disjoint from
@@ -61,6 +64,8 @@ typedef enum {
   AFFI_REQUEST_CANCEL = 17,
   // Rust dropped its last reference to Python object `int_value`: forget it.
   AFFI_REQUEST_RELEASE = 18,
+  // Send up to `token` more items of Python iterator `int_value` (`affi_pystream_items`).
+  AFFI_REQUEST_PULL = 19,
 } AffiRequest;
 
 // How a port wakes its event loop.
@@ -121,6 +126,8 @@ typedef struct {
   int64_t live_calls;
   // Python exception objects held by Rust.
   int64_t live_py_errors;
+  // Python iterators held by Rust.
+  int64_t live_py_streams;
   // Tasks ever spawned.
   int64_t spawned;
   // Tasks that reached an outcome.
@@ -200,6 +207,32 @@ int32_t affi_call_complete(uint64_t call,
                            double float_value,
                            const uint8_t *data,
                            uintptr_t len);
+
+// Lets stream task `task` (a Rust stream Python reads) send `n` more items: Python's consumer
+// took `n` items. Returns `AFFI_STATUS_ERR_CLOSED` if the stream has ended.
+int32_t affi_stream_grant(uint64_t task, uint64_t n);
+
+// Items of Python iterator `object` for the Rust stream reading it (an `AFFI_REQUEST_PULL`
+// asked for them): `data` is a packed list of at most as many items as were asked for and
+// not yet sent. Returns `AFFI_STATUS_ERR_CLOSED` if Rust no longer reads the iterator.
+//
+// # Safety
+// `data` must be readable for `len` bytes during the call.
+int32_t affi_pystream_items(uint64_t object, const uint8_t *data, uintptr_t len);
+
+// Python iterator `object` ended: `status` is `AFFI_OUTCOME_OK` (exhausted) or
+// `AFFI_OUTCOME_ERROR` with `data` the packed `[type_name, message]` of the exception it
+// raised and `exception` the id of that exception object (0 for none). Returns
+// `AFFI_STATUS_ERR_CLOSED` if Rust no longer reads the iterator; Python then keeps the
+// exception object.
+//
+// # Safety
+// `data` must be readable for `len` bytes during the call (or `len` is 0).
+int32_t affi_pystream_end(uint64_t object,
+                          int32_t status,
+                          const uint8_t *data,
+                          uintptr_t len,
+                          uint64_t exception);
 
 // Frees the object handle `handle`. Returns `AFFI_STATUS_ERR_CLOSED` if it is already freed.
 int32_t affi_object_free(uint64_t handle);

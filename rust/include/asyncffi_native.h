@@ -104,3 +104,50 @@ int64_t affi_demo_timeout_python(uint64_t port,
 // through the same queue, coalesced wake and drain as real completions. It measures what
 // completing a future from another thread costs at the least.
 int32_t affi_bench_complete_from_thread(uint64_t port, uint64_t first_token, uint64_t count);
+
+// `demo.count(n, delay=..., buffer=..., runtime=...)`: a stream of 0..n-1, sleeping `delay`
+// seconds before each item.
+int64_t affi_demo_count(uint64_t port,
+                        uint64_t token,
+                        int64_t n,
+                        double delay,
+                        uint32_t runtime_id,
+                        uint64_t buffer);
+
+// `demo.count_produced()`: how many items the most recent `count` stream has produced.
+int64_t affi_demo_count_produced(void);
+
+// `demo.fail_after(n, message)`: a stream of 0..n-1 that then fails with `message`.
+//
+// # Safety
+// `message` must be readable for `message_len` bytes during the call.
+int64_t affi_demo_fail_after(uint64_t port,
+                             uint64_t token,
+                             int64_t n,
+                             const uint8_t *message,
+                             uintptr_t message_len,
+                             uint64_t buffer);
+
+// `demo.sum_stream(aiter)`: the sum of the ints a Python iterator yields.
+int64_t affi_demo_sum_stream(uint64_t port,
+                             uint64_t token,
+                             uint64_t iterator,
+                             uint64_t prefetch,
+                             uint32_t runtime_id);
+
+// `demo.echo_stream(aiter)`: a Rust stream of what a Python iterator yields.
+int64_t affi_demo_echo_stream(uint64_t port,
+                              uint64_t token,
+                              uint64_t iterator,
+                              uint64_t prefetch,
+                              uint32_t runtime_id,
+                              uint64_t buffer);
+
+// `demo.take(aiter, k)`: the first `k` items of a Python iterator, as a list; then drops it
+// (which closes the Python iterator).
+int64_t affi_demo_take(uint64_t port,
+                       uint64_t token,
+                       uint64_t iterator,
+                       uint64_t k,
+                       uint64_t prefetch,
+                       uint32_t runtime_id);

@@ -46,7 +46,7 @@ pub struct PythonError {
     pub type_name: String,
     /// `str(exception)`.
     pub message: String,
-    origin: Option<PyRef>,
+    pub(crate) origin: Option<PyRef>,
 }
 
 impl PythonError {
@@ -132,10 +132,10 @@ impl PyCallable {
     }
 }
 
-fn closed() -> PythonError {
+pub(crate) fn closed() -> PythonError {
     PythonError::new(
         "ClosedError",
-        "the event loop of this Python callable is closed",
+        "the event loop of this Python object is closed",
     )
 }
 

@@ -17,6 +17,7 @@ use crate::codec;
 use crate::notifier;
 use crate::object;
 use crate::port::{AffiCompletion, AffiOutcome, AffiWake, Port};
+use crate::pystream;
 use crate::runtime::{self, AffiFlavor};
 use crate::stats;
 use crate::task;
@@ -25,7 +26,7 @@ use crate::value::Value;
 // === Public FFI API ===
 
 /// The version of this C ABI. Python refuses a library whose version it does not know.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Counters for tests and monitoring; see `stats.rs` for what each one counts.
 #[repr(C)]
@@ -45,6 +46,8 @@ pub struct AffiStats {
     pub live_calls: i64,
     /// Python exception objects held by Rust.
     pub live_py_errors: i64,
+    /// Python iterators held by Rust.
+    pub live_py_streams: i64,
     /// Tasks ever spawned.
     pub spawned: i64,
     /// Tasks that reached an outcome.
@@ -239,29 +242,92 @@ pub unsafe extern "C" fn affi_call_complete(
             callable::complete(call, result, 0)
         } else if status == AffiOutcome::Error as i32 {
             // SAFETY: forwarded contract.
-            let (type_name, message) = match codec::decode(unsafe { args::bytes(data, len) }?) {
-                Ok(Value::List(items)) => match <[Value; 2]>::try_from(items) {
-                    Ok([Value::Str(t), Value::Str(m)]) => (t, m),
-                    _ => {
-                        return Err(Failure::new(
-                            AffiStatus::ErrValue,
-                            "expected [type_name, message]",
-                        ))
-                    }
-                },
-                _ => {
-                    return Err(Failure::new(
-                        AffiStatus::ErrValue,
-                        "expected [type_name, message]",
-                    ))
-                }
-            };
+            let error = unsafe { python_error(data, len) }?;
             let exception = u64::try_from(int_value).unwrap_or(0);
-            callable::complete(call, Err(PythonError::new(type_name, message)), exception)
+            callable::complete(call, Err(error), exception)
         } else {
             Err(Failure::new(
                 AffiStatus::ErrValue,
                 format!("unknown call status {status}"),
+            ))
+        }
+    })
+}
+
+/// The packed `[type_name, message]` of a Python exception at `data`.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call (or `len` is 0).
+unsafe fn python_error(data: *const u8, len: usize) -> Result<PythonError, Failure> {
+    let malformed = || Failure::new(AffiStatus::ErrValue, "expected [type_name, message]");
+    // SAFETY: forwarded contract.
+    match codec::decode(unsafe { args::bytes(data, len) }?) {
+        Ok(Value::List(items)) => match <[Value; 2]>::try_from(items) {
+            Ok([Value::Str(t), Value::Str(m)]) => Ok(PythonError::new(t, m)),
+            _ => Err(malformed()),
+        },
+        _ => Err(malformed()),
+    }
+}
+
+/// Lets stream task `task` (a Rust stream Python reads) send `n` more items: Python's consumer
+/// took `n` items. Returns `AFFI_STATUS_ERR_CLOSED` if the stream has ended.
+#[no_mangle]
+pub extern "C" fn affi_stream_grant(task: u64, n: u64) -> i32 {
+    guard_status(|| task::grant(task, n))
+}
+
+/// Items of Python iterator `object` for the Rust stream reading it (an `AFFI_REQUEST_PULL`
+/// asked for them): `data` is a packed list of at most as many items as were asked for and
+/// not yet sent. Returns `AFFI_STATUS_ERR_CLOSED` if Rust no longer reads the iterator.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call.
+#[no_mangle]
+pub unsafe extern "C" fn affi_pystream_items(object: u64, data: *const u8, len: usize) -> i32 {
+    guard_status(|| {
+        // SAFETY: forwarded contract.
+        let items = match codec::decode(unsafe { args::bytes(data, len) }?) {
+            Ok(Value::List(items)) => items,
+            Ok(_) => {
+                return Err(Failure::new(
+                    AffiStatus::ErrType,
+                    "stream items must be a packed list",
+                ))
+            }
+            Err(e) => return Err(Failure::new(AffiStatus::ErrValue, e.to_string())),
+        };
+        pystream::feed(object, items)
+    })
+}
+
+/// Python iterator `object` ended: `status` is `AFFI_OUTCOME_OK` (exhausted) or
+/// `AFFI_OUTCOME_ERROR` with `data` the packed `[type_name, message]` of the exception it
+/// raised and `exception` the id of that exception object (0 for none). Returns
+/// `AFFI_STATUS_ERR_CLOSED` if Rust no longer reads the iterator; Python then keeps the
+/// exception object.
+///
+/// # Safety
+/// `data` must be readable for `len` bytes during the call (or `len` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn affi_pystream_end(
+    object: u64,
+    status: i32,
+    data: *const u8,
+    len: usize,
+    exception: u64,
+) -> i32 {
+    guard_status(|| {
+        if status == AffiOutcome::Ok as i32 {
+            pystream::end(object, Ok(()), 0)
+        } else if status == AffiOutcome::Error as i32 {
+            // SAFETY: forwarded contract.
+            let error = unsafe { python_error(data, len) }?;
+            pystream::end(object, Err(error), exception)
+        } else {
+            Err(Failure::new(
+                AffiStatus::ErrValue,
+                format!("unknown stream status {status}"),
             ))
         }
     })
@@ -291,6 +357,7 @@ pub unsafe extern "C" fn affi_stats(out: *mut AffiStats) -> i32 {
             live_callables: stats::LIVE_CALLABLES.get(),
             live_calls: stats::LIVE_CALLS.get(),
             live_py_errors: stats::LIVE_PY_ERRORS.get(),
+            live_py_streams: stats::LIVE_PY_STREAMS.get(),
             spawned: stats::SPAWNED.get(),
             completed: stats::COMPLETED.get(),
             cancelled: stats::CANCELLED.get(),

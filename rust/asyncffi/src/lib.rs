@@ -11,6 +11,7 @@
 //! - [`args`]: reading C arguments into values.
 //! - [`object`]: opaque Rust objects held by Python.
 //! - [`callable`] and [`pyref`]: Rust awaiting Python callables, and the Python objects Rust holds.
+//! - [`stream`] and [`pystream`]: Rust streams read by Python, Python iterators read by Rust.
 //! - [`ffi`]: the exported C functions every asyncffi cdylib carries.
 //!
 //! An exported async function is a `#[no_mangle] extern "C"` function taking the port id, the
@@ -44,14 +45,18 @@ mod notifier;
 pub mod object;
 pub mod port;
 pub mod pyref;
+pub mod pystream;
 pub mod runtime;
 pub mod stats;
+pub mod stream;
 pub mod task;
 pub mod value;
 
 pub use boundary::{guard, guard_status, AffiStatus, Failure};
 pub use callable::{PyCall, PyCallable, PythonError};
 pub use notifier::AffiWakeFn;
+pub use pystream::PyStream;
 pub use runtime::Runtime;
+pub use stream::{spawn_stream, Stream};
 pub use task::spawn;
 pub use value::{Error, Object, Result, Value};

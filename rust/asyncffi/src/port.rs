@@ -77,6 +77,9 @@ pub enum AffiOutcome {
     Panic = 2,
     /// The task was dropped without an outcome (its runtime shut down).
     Cancelled = 3,
+    /// One item of a stream (the task goes on): the value is the item. The stream's end comes
+    /// as the task's outcome, after its last item.
+    Item = 4,
 }
 
 /// A request from Rust to Python, carried in a completion's `status` (values disjoint from
@@ -91,6 +94,8 @@ pub enum AffiRequest {
     Cancel = 17,
     /// Rust dropped its last reference to Python object `int_value`: forget it.
     Release = 18,
+    /// Send up to `token` more items of Python iterator `int_value` (`affi_pystream_items`).
+    Pull = 19,
 }
 
 /// One completion as Python reads it from the drain array.
@@ -178,18 +183,35 @@ fn error_payload(kind: &str, message: &str, origin: Option<u64>) -> Payload {
     Payload::Heap(AffiTag::Packed, Buffer::new(bytes))
 }
 
+/// The payload of a successful value, or the error it becomes if it cannot travel (a container
+/// the codec refuses).
+fn value_payload(value: Value) -> Result<Payload, crate::value::Error> {
+    Ok(match value {
+        Value::None => NONE,
+        Value::Bool(b) => scalar(AffiTag::Bool, i64::from(b), 0.0),
+        Value::Int(i) => scalar(AffiTag::Int, i, 0.0),
+        Value::Float(x) => scalar(AffiTag::Float, 0, x),
+        Value::Bytes(b) => Payload::Heap(AffiTag::Bytes, Buffer::new(b)),
+        Value::Str(s) => Payload::Heap(AffiTag::Str, Buffer::new(s.into_bytes())),
+        Value::Object(o) => Payload::Object(o),
+        container => {
+            let bytes = codec::encode(&container)
+                .map_err(|e| crate::value::Error::new("encode", e.to_string()))?;
+            Payload::Heap(AffiTag::Packed, Buffer::new(bytes))
+        }
+    })
+}
+
 impl Outcome {
     /// Status and payload of this outcome for port `port`, and the Python object the payload
     /// names (an original exception), which must stay alive until Python has read it.
     fn into_parts(self, port: u64) -> (AffiOutcome, Payload, Option<PyRef>) {
-        let value = match self {
-            Outcome::Done(Ok(value)) => value,
-            Outcome::Done(Err(e)) => {
-                let (kind, message) = (e.kind.clone(), e.message.clone());
-                let origin = e.unchanged_origin().filter(|r| r.port_id() == port);
-                let payload = error_payload(&kind, &message, origin.as_ref().map(PyRef::id));
-                return (AffiOutcome::Error, payload, origin);
-            }
+        let error = match self {
+            Outcome::Done(Ok(value)) => match value_payload(value) {
+                Ok(payload) => return (AffiOutcome::Ok, payload, None),
+                Err(e) => e,
+            },
+            Outcome::Done(Err(e)) => e,
             Outcome::Panic(message) => {
                 return (
                     AffiOutcome::Panic,
@@ -199,23 +221,10 @@ impl Outcome {
             }
             Outcome::Cancelled => return (AffiOutcome::Cancelled, NONE, None),
         };
-        let payload = match value {
-            Value::None => NONE,
-            Value::Bool(b) => scalar(AffiTag::Bool, i64::from(b), 0.0),
-            Value::Int(i) => scalar(AffiTag::Int, i, 0.0),
-            Value::Float(x) => scalar(AffiTag::Float, 0, x),
-            Value::Bytes(b) => Payload::Heap(AffiTag::Bytes, Buffer::new(b)),
-            Value::Str(s) => Payload::Heap(AffiTag::Str, Buffer::new(s.into_bytes())),
-            Value::Object(o) => Payload::Object(o),
-            container => match codec::encode(&container) {
-                Ok(bytes) => Payload::Heap(AffiTag::Packed, Buffer::new(bytes)),
-                Err(e) => {
-                    let payload = error_payload("encode", &e.to_string(), None);
-                    return (AffiOutcome::Error, payload, None);
-                }
-            },
-        };
-        (AffiOutcome::Ok, payload, None)
+        let (kind, message) = (error.kind.clone(), error.message.clone());
+        let origin = error.unchanged_origin().filter(|r| r.port_id() == port);
+        let payload = error_payload(&kind, &message, origin.as_ref().map(PyRef::id));
+        (AffiOutcome::Error, payload, origin)
     }
 }
 
@@ -309,6 +318,7 @@ impl Port {
         drop(refs);
         crate::task::cancel_port(id);
         crate::callable::fail_port(id);
+        crate::pystream::fail_port(id);
         Ok(())
     }
 
@@ -351,6 +361,20 @@ impl Port {
             payload,
             keep,
         });
+    }
+
+    /// Queues one item of the stream Python reads as call `token`. An item that cannot travel
+    /// (a container the codec refuses) is not queued: its error is returned, to end the stream.
+    pub fn push_item(&self, token: u64, item: Value) -> crate::value::Result<()> {
+        let payload = value_payload(item)?;
+        self.enqueue(Queued {
+            token,
+            status: AffiOutcome::Item as i32,
+            int_value: 0,
+            payload,
+            keep: None,
+        });
+        Ok(())
     }
 
     /// Queues a request for Python (same queue and wake as completions). Returns false if the

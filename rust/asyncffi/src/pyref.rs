@@ -1,4 +1,4 @@
-//! References to Python objects held by Rust: callables passed as arguments, and exceptions a
+//! References to Python objects held by Rust: callables and iterators passed as arguments, and exceptions a
 //! Python call raised (kept so that Python can raise the very same object again).
 //!
 //! Rust never touches the object itself: it holds an id that the Python side of one port
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::boundary::Failure;
 use crate::port::{AffiRequest, Port};
-use crate::stats::{Counter, LIVE_CALLABLES, LIVE_PY_ERRORS};
+use crate::stats::{Counter, LIVE_CALLABLES, LIVE_PY_ERRORS, LIVE_PY_STREAMS};
 
 /// What a Python object reference points to (for the live counters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum PyKind {
     Callable,
     /// An exception raised by a Python call, kept to be raised again.
     Exception,
+    /// An iterator passed to Rust as an argument (read as a `PyStream`).
+    Stream,
 }
 
 impl PyKind {
@@ -27,6 +29,7 @@ impl PyKind {
         match self {
             PyKind::Callable => &LIVE_CALLABLES,
             PyKind::Exception => &LIVE_PY_ERRORS,
+            PyKind::Stream => &LIVE_PY_STREAMS,
         }
     }
 }

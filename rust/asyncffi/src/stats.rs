@@ -43,6 +43,8 @@ pub static LIVE_OBJECTS: Counter = Counter::new();
 pub static LIVE_CALLABLES: Counter = Counter::new();
 /// Python exception objects held by Rust (to raise the original again).
 pub static LIVE_PY_ERRORS: Counter = Counter::new();
+/// Python iterators held by Rust (`PyStream`).
+pub static LIVE_PY_STREAMS: Counter = Counter::new();
 /// Calls from Rust to Python waiting for their answer.
 pub static LIVE_CALLS: Counter = Counter::new();
 /// Tasks ever spawned.

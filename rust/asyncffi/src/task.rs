@@ -31,6 +31,7 @@ use crate::handle_table::HandleTable;
 use crate::port::{Outcome, Port};
 use crate::runtime::Runtime;
 use crate::stats::{CANCELLED, COMPLETED, LIVE_TASKS, PANICKED, SPAWNED};
+use crate::stream::Credit;
 use crate::value::Value;
 
 /// State shared between a running task and whoever may cancel it.
@@ -67,6 +68,8 @@ impl TaskShared {
 struct TaskEntry {
     shared: Arc<TaskShared>,
     port: u64,
+    /// The item credit of a stream task (see `stream`).
+    credit: Option<Arc<Credit>>,
 }
 
 static TASKS: Mutex<HandleTable<TaskEntry>> = Mutex::new(HandleTable::new());
@@ -85,6 +88,25 @@ pub fn cancel(id: u64) -> Result<(), Failure> {
         .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the task has already finished"))?;
     shared.cancel();
     Ok(())
+}
+
+/// Lets stream task `id` send `n` more items (Python consumed them).
+pub fn grant(id: u64, n: u64) -> Result<(), Failure> {
+    let entry = tasks().get(id).map(|entry| entry.credit.clone());
+    match entry {
+        Some(Some(credit)) => {
+            credit.grant(n);
+            Ok(())
+        }
+        Some(None) => Err(Failure::new(
+            AffiStatus::ErrValue,
+            "the task is not a stream",
+        )),
+        None => Err(Failure::new(
+            AffiStatus::ErrClosed,
+            "the stream has already ended",
+        )),
+    }
 }
 
 /// Requests cancellation of every task bound to `port`.
@@ -204,35 +226,44 @@ pub fn spawn<F>(runtime: Runtime, port: u64, token: u64, future: F) -> Result<u6
 where
     F: Future<Output = crate::value::Result<Value>> + Send + 'static,
 {
+    spawn_task(runtime, port, token, Box::pin(future), true, None)
+}
+
+/// `spawn`, with the eager first poll optional, and an item credit for stream tasks (whose
+/// items must reach the port before their end, so they never finish inline).
+pub(crate) fn spawn_task<F>(
+    runtime: Runtime,
+    port: u64,
+    token: u64,
+    future: Pin<Box<F>>,
+    eager: bool,
+    credit: Option<Arc<Credit>>,
+) -> Result<u64, Failure>
+where
+    F: Future<Output = crate::value::Result<Value>> + Send + 'static,
+{
     let port = Port::get(port)?;
     runtime.check_available()?;
-    let mut future = Box::pin(future);
-    let context = runtime.enter();
-    let mut cx = Context::from_waker(Waker::noop());
-    let inline = match catching(|| future.as_mut().poll(&mut cx)) {
-        Ok(Poll::Pending) => None,
-        Ok(Poll::Ready(result)) => Some(Outcome::Done(result)),
-        Err(payload) => {
-            PANICKED.inc();
-            Some(Outcome::Panic(panic_message(payload.as_ref())))
+    let future = if eager {
+        match first_poll(runtime, future) {
+            Ok(outcome) => {
+                SPAWNED.inc();
+                COMPLETED.inc();
+                let port_id = port.id();
+                INLINE.with(|slot| *slot.borrow_mut() = Some((port_id, token, outcome)));
+                return Ok(0);
+            }
+            Err(future) => future,
         }
+    } else {
+        future
     };
-    if let Some(outcome) = inline {
-        // Dropped in the same context it was polled in.
-        let _ = catching(move || drop(future));
-        drop(context);
-        SPAWNED.inc();
-        COMPLETED.inc();
-        let port_id = port.id();
-        INLINE.with(|slot| *slot.borrow_mut() = Some((port_id, token, outcome)));
-        return Ok(0);
-    }
-    drop(context);
     let shared = Arc::new(TaskShared::default());
     let port_id = port.id();
     let id = tasks().insert(TaskEntry {
         shared: shared.clone(),
         port: port_id,
+        credit,
     });
     LIVE_TASKS.inc();
     SPAWNED.inc();
@@ -253,4 +284,27 @@ where
     };
     runtime.spawn(tracked);
     Ok(id)
+}
+
+/// The eager path's first poll, on the calling thread inside the runtime's context: the
+/// outcome if the future is ready (the future is then dropped, in that same context), else the
+/// future back.
+fn first_poll<F>(runtime: Runtime, mut future: Pin<Box<F>>) -> Result<Outcome, Pin<Box<F>>>
+where
+    F: Future<Output = crate::value::Result<Value>>,
+{
+    let context = runtime.enter();
+    let mut cx = Context::from_waker(Waker::noop());
+    let outcome = match catching(|| future.as_mut().poll(&mut cx)) {
+        Ok(Poll::Pending) => return Err(future),
+        Ok(Poll::Ready(result)) => Outcome::Done(result),
+        Err(payload) => {
+            PANICKED.inc();
+            Outcome::Panic(panic_message(payload.as_ref()))
+        }
+    };
+    // Dropped in the same context it was polled in.
+    let _ = catching(move || drop(future));
+    drop(context);
+    Ok(outcome)
 }

@@ -3,17 +3,19 @@
 //! the tests and the benchmarks.
 //!
 //! Each async built-in has the exported-function shape: `(port, token, arguments...) -> i64`,
-//! a task id or a negative `AffiStatus`.
+//! a task id or a negative `AffiStatus`; stream built-ins take the stream's `buffer` last.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::future::Future;
 use std::task::Poll;
 
 use asyncffi::{
-    args, guard, object, spawn, AffiStatus, Error, Failure, PyCallable, Runtime, Value,
+    args, guard, object, spawn, spawn_stream, stream, AffiStatus, Error, Failure, PyCallable,
+    PyStream, Runtime, Value,
 };
 
 // Keep the core ABI in this library: referencing one item of `asyncffi::ffi` makes the linker
@@ -210,7 +212,7 @@ struct Counter {
 /// `demo.Counter()`: a new opaque counter object; returns its handle (> 0).
 #[no_mangle]
 pub extern "C" fn affi_demo_counter_new() -> i64 {
-    guard(|| Ok(object::register(std::sync::Arc::new(Counter::default())) as i64))
+    guard(|| Ok(object::register(Arc::new(Counter::default())) as i64))
 }
 
 /// `await counter.add(n)`: adds `n` and returns the new total (RustError "overflow" if it would
@@ -445,5 +447,163 @@ pub extern "C" fn affi_bench_complete_from_thread(port: u64, first_token: u64, c
             })
             .map_err(|e| Failure::new(AffiStatus::ErrRuntime, e.to_string()))?;
         Ok(())
+    })
+}
+
+// === Streams ===
+
+/// The produced-items counter of the most recent `count` stream.
+static LAST_COUNT: std::sync::Mutex<Option<Arc<AtomicU64>>> = std::sync::Mutex::new(None);
+
+/// `demo.count(n, delay=..., buffer=..., runtime=...)`: a stream of 0..n-1, sleeping `delay`
+/// seconds before each item.
+#[no_mangle]
+pub extern "C" fn affi_demo_count(
+    port: u64,
+    token: u64,
+    n: i64,
+    delay: f64,
+    runtime_id: u32,
+    buffer: u64,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let delay = duration(delay)?;
+        let produced = Arc::new(AtomicU64::new(0));
+        *LAST_COUNT.lock().unwrap_or_else(|e| e.into_inner()) = Some(produced.clone());
+        let items = stream::unfold(0i64, move |i| {
+            let produced = produced.clone();
+            async move {
+                if i >= n {
+                    return None;
+                }
+                if !delay.is_zero() {
+                    sleep_on(rt, delay).await;
+                }
+                produced.fetch_add(1, Ordering::Relaxed);
+                Some((Ok(Value::Int(i)), i + 1))
+            }
+        });
+        Ok(spawn_stream(rt, port, token, items, buffer)? as i64)
+    })
+}
+
+/// `demo.count_produced()`: how many items the most recent `count` stream has produced.
+#[no_mangle]
+pub extern "C" fn affi_demo_count_produced() -> i64 {
+    let last = LAST_COUNT.lock().unwrap_or_else(|e| e.into_inner());
+    last.as_ref()
+        .map_or(0, |produced| produced.load(Ordering::Relaxed) as i64)
+}
+
+/// `demo.fail_after(n, message)`: a stream of 0..n-1 that then fails with `message`.
+///
+/// # Safety
+/// `message` must be readable for `message_len` bytes during the call.
+#[no_mangle]
+pub unsafe extern "C" fn affi_demo_fail_after(
+    port: u64,
+    token: u64,
+    n: i64,
+    message: *const u8,
+    message_len: usize,
+    buffer: u64,
+) -> i64 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let message = unsafe { args::string(message, message_len) }?;
+        let items = (0..n)
+            .map(|i| Ok(Value::Int(i)))
+            .chain(std::iter::once(Err(Error::new("demo", message))));
+        Ok(spawn_stream(Runtime::Tokio, port, token, stream::iter(items), buffer)? as i64)
+    })
+}
+
+/// Adopts Python iterator `iterator`, asking for `prefetch` items ahead (0: the default).
+fn py_stream(port: u64, iterator: u64, prefetch: u64) -> Result<PyStream, Failure> {
+    let stream = PyStream::adopt(port, iterator)?;
+    Ok(if prefetch == 0 {
+        stream
+    } else {
+        stream.with_prefetch(prefetch)
+    })
+}
+
+/// `demo.sum_stream(aiter)`: the sum of the ints a Python iterator yields.
+#[no_mangle]
+pub extern "C" fn affi_demo_sum_stream(
+    port: u64,
+    token: u64,
+    iterator: u64,
+    prefetch: u64,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let mut items = py_stream(port, iterator, prefetch)?;
+        let task = spawn(rt, port, token, async move {
+            let mut sum: i64 = 0;
+            while let Some(item) = stream::next(&mut items).await {
+                let value = item?;
+                let Value::Int(x) = value else {
+                    return Err(Error::new("type", format!("{value:?} is not an int")));
+                };
+                sum = sum
+                    .checked_add(x)
+                    .ok_or_else(|| Error::new("overflow", "the sum does not fit in 64 bits"))?;
+            }
+            Ok(Value::Int(sum))
+        })?;
+        Ok(task as i64)
+    })
+}
+
+/// `demo.echo_stream(aiter)`: a Rust stream of what a Python iterator yields.
+#[no_mangle]
+pub extern "C" fn affi_demo_echo_stream(
+    port: u64,
+    token: u64,
+    iterator: u64,
+    prefetch: u64,
+    runtime_id: u32,
+    buffer: u64,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let items = py_stream(port, iterator, prefetch)?;
+        let echoed = stream::unfold(items, |mut items| async move {
+            let item = stream::next(&mut items).await?;
+            Some((item.map_err(Error::from), items))
+        });
+        Ok(spawn_stream(rt, port, token, echoed, buffer)? as i64)
+    })
+}
+
+/// `demo.take(aiter, k)`: the first `k` items of a Python iterator, as a list; then drops it
+/// (which closes the Python iterator).
+#[no_mangle]
+pub extern "C" fn affi_demo_take(
+    port: u64,
+    token: u64,
+    iterator: u64,
+    k: u64,
+    prefetch: u64,
+    runtime_id: u32,
+) -> i64 {
+    guard(|| {
+        let rt = runtime(runtime_id)?;
+        let mut items = py_stream(port, iterator, prefetch)?;
+        let task = spawn(rt, port, token, async move {
+            let mut taken = Vec::new();
+            while (taken.len() as u64) < k {
+                match stream::next(&mut items).await {
+                    Some(item) => taken.push(item?),
+                    None => break,
+                }
+            }
+            drop(items);
+            Ok(Value::List(taken))
+        })?;
+        Ok(task as i64)
     })
 }

@@ -1,0 +1,239 @@
+"""Python iterators read by Rust: ``PyStreamArg`` and the pump that feeds Rust.
+
+A Python async iterator (or async generator, or plain iterable) passed to a Rust function is
+lent to Rust on the port of the loop making the call. Rust reads it as a ``Stream`` and asks for
+items with ``Pull`` requests; the pump, a task on that loop, iterates the iterator and sends
+what Rust asked for in batches, one C call per batch:
+
+- a batch goes out when it holds everything Rust asked for, or when the iterator has to wait
+  (the batch is flushed from a ``call_soon`` callback, which runs as soon as the pump yields),
+  so a fast iterator sends few large batches and a slow one sends each item without delay;
+- the pump never pulls more than Rust asked for: Rust holds at most its prefetch;
+- exhaustion, or the exception the iterator raised, is sent once, after the last batch;
+- when Rust drops its stream, the pump is cancelled and closes the iterator (``aclose()`` for
+  async iterators, ``close()`` for generators), so ``finally`` blocks run.
+
+The pump runs in a copy of the contextvars context of the code that passed the iterator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any, AsyncIterable, Iterable, List, Optional, Union, cast
+
+import msgpack
+
+from ._errors import exception_fields
+from ._loader import lib
+from ._values import _pack_default, pack
+
+_items = lib.affi_pystream_items
+_end = lib.affi_pystream_end
+OK = lib.AFFI_OUTCOME_OK
+ERROR = lib.AFFI_OUTCOME_ERROR
+
+#: Items sent per C call at most (a batch also goes out when Rust's request is met).
+MAX_BATCH = 1024
+
+_NOT_STREAMS = (str, bytes, bytearray, memoryview, dict)
+
+
+class PyStreamArg:
+    """A Python iterator passed to a Rust function, with the contextvars context of the code
+    that passed it (the pump that feeds Rust runs in a copy of it).
+
+    Accepts an async iterable (async generators included) or an iterable. ``str``, ``bytes``
+    and ``dict`` are refused: iterating them item by item is almost never what was meant.
+    """
+
+    __slots__ = ("context", "is_async", "iterator")
+
+    def __init__(
+        self, iterable: Union[AsyncIterable[Any], Iterable[Any]], name: str = "aiter"
+    ) -> None:
+        if isinstance(iterable, _NOT_STREAMS):
+            raise TypeError(
+                f"{name} must be an async iterable or an iterable of items, not "
+                f"{type(iterable).__name__} (wrap it in a list to send it as one item)"
+            )
+        if hasattr(type(iterable), "__aiter__"):
+            self.iterator: Any = cast(Any, type(iterable)).__aiter__(iterable)
+            if not hasattr(type(self.iterator), "__anext__"):
+                raise TypeError(f"{name}.__aiter__() returned a non-async-iterator")
+            self.is_async = True
+        elif hasattr(type(iterable), "__iter__"):
+            self.iterator = iter(iterable)  # type: ignore[arg-type]
+            self.is_async = False
+        else:
+            raise TypeError(
+                f"{name} must be an async iterable or an iterable, not {type(iterable).__name__}"
+            )
+        self.context = contextvars.copy_context()
+
+
+class Pump:
+    """Feeds one lent iterator to the Rust stream reading it. Lives in its port's ``objects``
+    while Rust holds the stream; used on the port's loop thread only."""
+
+    __slots__ = (
+        "arg",
+        "batch",
+        "credit",
+        "done",
+        "flush_scheduled",
+        "loop",
+        "object_id",
+        "port",
+        "released",
+        "task",
+        "wakeup",
+    )
+
+    def __init__(self, port: Any, object_id: int, arg: PyStreamArg) -> None:
+        self.port = port
+        self.object_id = object_id
+        self.arg = arg
+        self.loop: Optional[asyncio.AbstractEventLoop] = port.loop_ref()
+        self.credit = 0
+        self.batch: List[Any] = []
+        self.task: Optional[asyncio.Future[None]] = None
+        self.wakeup: Optional[asyncio.Future[None]] = None
+        self.flush_scheduled = False
+        #: The Rust side has what it will get: the end was sent, or it stopped reading.
+        self.done = False
+        #: Rust dropped its stream.
+        self.released = False
+
+    # --- requests from Rust ----------------------------------------------------------------
+
+    def pull(self, n: int) -> None:
+        """Rust asks for ``n`` more items."""
+        self.credit += n
+        if self.task is None:
+            if self.loop is None or self.done:
+                return
+            self.task = self.arg.context.copy().run(self.loop.create_task, self._run())
+        elif self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+
+    def release(self) -> None:
+        """Rust dropped its stream: stop, and close the iterator."""
+        self.released = True
+        self.done = True
+        self.batch.clear()
+        if self.task is not None:
+            self.task.cancel()  # the task closes the iterator on its way out
+        elif self.loop is not None and not self.loop.is_closed():
+            self.task = self.arg.context.copy().run(self.loop.create_task, self._close())
+
+    # --- the pump ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = self.loop
+        assert loop is not None
+        iterator = self.arg.iterator
+        is_async = self.arg.is_async
+        anext = type(iterator).__anext__ if is_async else None
+        try:
+            while not self.done:
+                if self.credit <= 0:
+                    self.wakeup = loop.create_future()
+                    try:
+                        await self.wakeup
+                    finally:
+                        self.wakeup = None
+                    continue
+                if anext is not None:
+                    item = await anext(iterator)
+                else:
+                    item = next(iterator)
+                self.batch.append(item)
+                self.credit -= 1
+                if self.credit <= 0 or len(self.batch) >= MAX_BATCH:
+                    self._flush()
+                elif not self.flush_scheduled:
+                    self.flush_scheduled = True
+                    loop.call_soon(self._flush)
+        except (StopAsyncIteration, StopIteration):
+            self._flush()
+            self._send_end(None)
+        except BaseException as exc:
+            if not self.released:
+                self._flush()
+                self._send_end(exc)
+            if not isinstance(exc, Exception):
+                raise  # CancelledError (the task's, not the iterator's), KeyboardInterrupt
+        finally:
+            if self.released:
+                await self._close()
+
+    def _flush(self) -> None:
+        """Sends the batch to Rust (also called from ``call_soon``)."""
+        self.flush_scheduled = False
+        batch = self.batch
+        if not batch or self.done:
+            return
+        self.batch = []
+        try:
+            data = msgpack.packb(batch, use_bin_type=True, default=_pack_default, datetime=False)
+        except Exception as batch_exc:
+            # Send the items before the first one that cannot travel, then end with its error.
+            error: BaseException = batch_exc
+            good = 0
+            for item in batch:
+                try:
+                    msgpack.packb(item, use_bin_type=True, default=_pack_default, datetime=False)
+                except Exception as item_exc:
+                    error = item_exc
+                    break
+                good += 1
+            if good:
+                prefix = msgpack.packb(batch[:good], use_bin_type=True)
+                _items(self.object_id, prefix, len(prefix))
+            self._send_end(error)
+            self._stop()
+            return
+        if _items(self.object_id, data, len(data)) < 0:
+            self.done = True  # Rust stopped reading; its release is on its way
+
+    def _send_end(self, exc: Optional[BaseException]) -> None:
+        if self.done:
+            return
+        self.done = True
+        if exc is None:
+            _end(self.object_id, OK, b"", 0, 0)
+            return
+        data = pack(exception_fields(exc))
+        exception_id = self.port.keep(exc)
+        if _end(self.object_id, ERROR, data, len(data), exception_id) < 0:
+            self.port.objects.pop(exception_id, None)  # Rust did not take it
+
+    def _stop(self) -> None:
+        """Stops pumping early (an item could not travel): the iterator is closed."""
+        self.released = True
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _close(self) -> None:
+        """Closes the iterator: ``aclose()`` (async) or ``close()`` (generators)."""
+        iterator = self.arg.iterator
+        try:
+            if self.arg.is_async:
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            else:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+        except Exception as exc:
+            loop = self.loop
+            if loop is not None:
+                loop.call_exception_handler(
+                    {
+                        "message": "closing an iterator Rust stopped reading raised",
+                        "exception": exc,
+                    }
+                )

@@ -1,0 +1,239 @@
+"""``RustStream``: the async iterator an exported Rust stream function returns.
+
+Calling the function only checks and converts its arguments. The first ``__anext__`` binds to
+the running loop and starts the Rust stream as a task; from then on its items arrive through
+the loop's port, many per wake-up and per drain, into this stream's inbox, and ``__anext__``
+takes them from there without touching Rust.
+
+Backpressure: the Rust producer runs at most ``buffer`` items ahead of this consumer. It starts
+with ``buffer`` credits and spends one per item; the consumer gives them back, half a buffer at
+a time (and before it waits), with one C call.
+
+Closing: leaving an ``async for`` with ``break`` does not close an iterator by itself (as for
+async generators); ``aclose()``, ``async with``, ``contextlib.aclosing``, cancelling a task
+waiting in ``__anext__``, or garbage collection cancel the Rust task, which drops the stream on
+its runtime at once, even while it waits for credit.
+"""
+
+from __future__ import annotations
+
+import collections
+from asyncio import AbstractEventLoop, CancelledError, Future, get_running_loop
+from typing import Any, Callable, Generic, List, Optional, Tuple, TypeVar
+
+from ._call import lend, take_back
+from ._errors import status_error
+from ._loader import lib
+from ._port import Port, ShutDownError, current_port
+from ._runtime import state
+from ._values import u64
+
+T = TypeVar("T")
+
+#: Items a Rust stream may run ahead of its consumer unless ``buffer`` says otherwise.
+DEFAULT_BUFFER = 256
+
+_grant = lib.affi_stream_grant
+_cancel = lib.affi_task_cancel
+
+_NEW, _RUNNING, _DONE = 0, 1, 2
+
+
+class Inbox(collections.deque):  # type: ignore[type-arg]
+    """The items of one Rust stream that its consumer has not taken yet, and how it ended.
+    ``drain`` appends items and resolves the end through the future interface (``set_result``
+    and ``set_exception``), as it does for a call's future."""
+
+    __slots__ = ("ended", "error", "waiter")
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The consumer's future while it waits for an item or the end.
+        self.waiter: Optional[Future[None]] = None
+        self.ended = False
+        self.error: Optional[BaseException] = None
+
+    def done(self) -> bool:
+        return self.ended
+
+    def set_result(self, result: Any, /) -> None:
+        self._end(None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._end(exception)
+
+    def cancel(self) -> bool:
+        self._end(CancelledError())
+        return True
+
+    def _end(self, error: Optional[BaseException]) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.error = error
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class RustStream(Generic[T]):
+    """An async iterator over a Rust stream: ``async for item in stream``. Iterate it once, on
+    one event loop.
+
+    An error the stream ends with is raised by ``__anext__`` (``RustError``, ``RustPanic``, or
+    the original Python exception Rust passed on), and the iteration is over.
+
+    The exported C function has the shape ``int64_t f(port, token, *args, uint64_t buffer)``:
+    the stream's arguments, then the buffer, and it returns the task id from
+    ``asyncffi::spawn_stream``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_args",
+        "_buffer",
+        "_fn",
+        "_grant_at",
+        "_inbox",
+        "_loop",
+        "_port",
+        "_state",
+        "_task",
+        "_token",
+        "_unacked",
+    )
+
+    def __init__(
+        self, fn: Callable[..., int], args: Tuple[Any, ...], buffer: Optional[int] = None
+    ) -> None:
+        if buffer is None:
+            buffer = DEFAULT_BUFFER
+        else:
+            buffer = u64(buffer, "buffer")
+            if buffer < 1:
+                raise ValueError("buffer must be >= 1")
+        self._fn = fn
+        self._args = args
+        self._buffer = buffer
+        self._grant_at = max(1, buffer // 2)
+        self._unacked = 0
+        self._state = _NEW
+        self._inbox: Optional[Inbox] = None
+        self._loop: Optional[AbstractEventLoop] = None
+        self._port: Optional[Port] = None
+        self._token = 0
+        self._task = 0
+
+    def __aiter__(self) -> RustStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._start()
+        while True:
+            if inbox:
+                item: T = inbox.popleft()
+                self._unacked += 1
+                if self._unacked >= self._grant_at:
+                    self._give_back()
+                return item
+            if inbox.ended or self._state == _DONE:
+                self._finish(inbox)
+            if self._unacked:
+                self._give_back()
+            assert self._loop is not None
+            waiter: Future[None] = self._loop.create_future()
+            inbox.waiter = waiter
+            try:
+                await waiter
+            except BaseException:
+                # Cancelled while waiting: like an async generator, the stream is over.
+                inbox.waiter = None
+                self._close()
+                raise
+
+    async def aclose(self) -> None:
+        """Stops the stream: the Rust task is cancelled and the stream dropped on its runtime.
+        Items not yet taken are discarded; later ``__anext__`` calls raise
+        ``StopAsyncIteration``. Idempotent."""
+        self._close()
+
+    async def __aenter__(self) -> RustStream[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._close()
+
+    def _start(self) -> Inbox:
+        if self._state == _DONE:
+            raise StopAsyncIteration
+        loop = get_running_loop()
+        inbox = Inbox()
+        self._inbox = inbox
+        self._loop = loop
+        try:
+            port = current_port(loop)
+        except ShutDownError:
+            # After shutdown (interpreter exit) the stream never delivers, like a call.
+            self._state = _RUNNING
+            return inbox
+        token = next(port.tokens)
+        lent: List[int] = []
+        task = self._fn(port.id, token, *lend(port, self._args, lent), self._buffer)
+        self._args = ()
+        if task <= 0:
+            take_back(port, lent)
+            if state.shut_down:
+                self._state = _RUNNING
+                return inbox
+            self._state = _DONE
+            raise status_error(task)
+        port.pending[token] = inbox
+        port.streams[token] = inbox
+        self._port = port
+        self._token = token
+        self._task = task
+        self._state = _RUNNING
+        return inbox
+
+    def _give_back(self) -> None:
+        """Returns the credits of the items taken since the last time."""
+        n = self._unacked
+        self._unacked = 0
+        _grant(self._task, n)  # ERR_CLOSED: the stream has ended; nothing to give back
+
+    def _finish(self, inbox: Inbox) -> None:
+        """Ends the iteration: raises the stream's error once, else ``StopAsyncIteration``."""
+        self._close()
+        error = inbox.error
+        inbox.error = None
+        if error is None:
+            raise StopAsyncIteration
+        raise error
+
+    def _close(self) -> None:
+        if self._state == _DONE:
+            return
+        self._state = _DONE
+        port = self._port
+        if port is not None:
+            if port.pending.pop(self._token, None) is not None:
+                _cancel(self._task)  # still running in Rust
+            port.streams.pop(self._token, None)
+        inbox = self._inbox
+        if inbox is not None:
+            inbox.clear()
+
+    def __del__(self) -> None:
+        if self._state == _RUNNING:
+            try:
+                self._close()
+            except Exception:  # interpreter teardown: nothing left to cancel
+                pass
+
+    def __repr__(self) -> str:
+        where = {_NEW: "not started", _RUNNING: f"running as task {self._task:#x}", _DONE: "done"}
+        return f"<RustStream {where[self._state]}>"
