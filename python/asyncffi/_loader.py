@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         AFFI_OUTCOME_PANIC: int
         AFFI_OUTCOME_CANCELLED: int
         AFFI_OUTCOME_ITEM: int
+        AFFI_OUTCOME_ITEMS: int
         AFFI_REQUEST_CALL: int
         AFFI_REQUEST_CANCEL: int
         AFFI_REQUEST_RELEASE: int

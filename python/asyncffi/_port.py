@@ -56,6 +56,7 @@ OK = lib.AFFI_OUTCOME_OK
 ERROR = lib.AFFI_OUTCOME_ERROR
 PANIC = lib.AFFI_OUTCOME_PANIC
 ITEM = lib.AFFI_OUTCOME_ITEM
+ITEMS = lib.AFFI_OUTCOME_ITEMS
 REQUEST_CALL = lib.AFFI_REQUEST_CALL
 REQUEST_CANCEL = lib.AFFI_REQUEST_CANCEL
 REQUEST_RELEASE = lib.AFFI_REQUEST_RELEASE
@@ -178,21 +179,18 @@ class Port:
                     c = buf[i]
                     status = c.status
                     if status >= ITEM:
-                        if status != ITEM:
+                        if status > ITEMS:
                             held = self._request(c, status) or held
                             continue
                         tag = c.tag
                         inbox = streams.get(c.token)
-                        if inbox is None:  # the stream was closed: free the item
+                        if inbox is None:  # the stream was closed: free the items
                             if tag == TAG_OBJECT:
                                 lib.affi_object_free(c.int_value)
                             held = held or tag >= TAG_BYTES
                             continue
-                        if tag == TAG_INT:  # the common case, inline
-                            inbox.append(c.int_value)
-                        else:
-                            held = held or (TAG_BYTES <= tag != TAG_OBJECT)
-                            self._item(inbox, c)
+                        held = held or (TAG_BYTES <= tag != TAG_OBJECT)
+                        self._items(inbox, c, status)
                         waiter = inbox.waiter
                         if waiter is not None:
                             inbox.waiter = None
@@ -240,11 +238,14 @@ class Port:
         if loop is not None and not self.closed:
             loop.call_soon(self.drain)
 
-    def _item(self, inbox: Any, c: Any) -> None:
-        """Puts the item in ``c`` into ``inbox``; an item Python cannot rebuild ends the stream
-        with that error."""
+    def _items(self, inbox: Any, c: Any, status: int) -> None:
+        """Puts the stream items in ``c`` (a batch, or one item) into ``inbox``; items Python
+        cannot rebuild end the stream with that error."""
         try:
-            inbox.append(_value(c))
+            if status == ITEMS:
+                inbox.extend(unpack(c.data, c.len))
+            else:
+                inbox.append(_value(c))
         except Exception as exc:
             inbox.set_exception(exc)
 
@@ -277,7 +278,7 @@ class Port:
         """Frees the objects the rest of an interrupted batch carries."""
         for j in range(start, stop):
             c = buf[j]
-            if c.tag == TAG_OBJECT and c.status <= ITEM:
+            if c.tag == TAG_OBJECT and c.status <= ITEM:  # (batches of items hold no objects)
                 if c.status != ITEM:
                     self.pending.pop(c.token, None)
                 lib.affi_object_free(c.int_value)

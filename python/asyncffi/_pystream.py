@@ -33,7 +33,7 @@ _end = lib.affi_pystream_end
 OK = lib.AFFI_OUTCOME_OK
 ERROR = lib.AFFI_OUTCOME_ERROR
 
-#: Items sent per C call at most (a batch also goes out when Rust's request is met).
+#: Items pulled per round (and so sent per C call) at most.
 MAX_BATCH = 1024
 
 _NOT_STREAMS = (str, bytes, bytearray, memoryview, dict)
@@ -121,7 +121,6 @@ class Pump:
         """Rust dropped its stream: stop, and close the iterator."""
         self.released = True
         self.done = True
-        self.batch.clear()
         if self.task is not None:
             self.task.cancel()  # the task closes the iterator on its way out
         elif self.loop is not None and not self.loop.is_closed():
@@ -135,26 +134,29 @@ class Pump:
         iterator = self.arg.iterator
         is_async = self.arg.is_async
         anext = type(iterator).__anext__ if is_async else None
+        append = self.batch.append
         try:
             while not self.done:
-                if self.credit <= 0:
+                # One round: pull what Rust asked for (at most MAX_BATCH), then send it.
+                n = min(self.credit, MAX_BATCH)
+                if n <= 0:
                     self.wakeup = loop.create_future()
                     try:
                         await self.wakeup
                     finally:
                         self.wakeup = None
                     continue
-                if anext is not None:
-                    item = await anext(iterator)
-                else:
-                    item = next(iterator)
-                self.batch.append(item)
-                self.credit -= 1
-                if self.credit <= 0 or len(self.batch) >= MAX_BATCH:
-                    self._flush()
-                elif not self.flush_scheduled:
-                    self.flush_scheduled = True
-                    loop.call_soon(self._flush)
+                self.credit -= n
+                for _ in range(n):
+                    append(await anext(iterator) if anext is not None else next(iterator))
+                    if not self.flush_scheduled:
+                        # First item since the last flush: if the iterator waits before the
+                        # round ends, this flush sends what it has meanwhile.
+                        if self.done:
+                            break
+                        self.flush_scheduled = True
+                        loop.call_soon(self._flush)
+                self._flush()
         except (StopAsyncIteration, StopIteration):
             self._flush()
             self._send_end(None)
@@ -174,7 +176,6 @@ class Pump:
         batch = self.batch
         if not batch or self.done:
             return
-        self.batch = []
         try:
             data = msgpack.packb(batch, use_bin_type=True, default=_pack_default, datetime=False)
         except Exception as batch_exc:
@@ -191,9 +192,11 @@ class Pump:
             if good:
                 prefix = msgpack.packb(batch[:good], use_bin_type=True)
                 _items(self.object_id, prefix, len(prefix))
+            batch.clear()
             self._send_end(error)
             self._stop()
             return
+        batch.clear()  # the same list: the pump appends to it
         if _items(self.object_id, data, len(data)) < 0:
             self.done = True  # Rust stopped reading; its release is on its way
 

@@ -31,7 +31,7 @@ from ._values import u64
 T = TypeVar("T")
 
 #: Items a Rust stream may run ahead of its consumer unless ``buffer`` says otherwise.
-DEFAULT_BUFFER = 256
+DEFAULT_BUFFER = 1024
 
 _grant = lib.affi_stream_grant
 _cancel = lib.affi_task_cancel
@@ -108,6 +108,7 @@ class RustStream(Generic[T]):
     def __init__(
         self, fn: Callable[..., int], args: Tuple[Any, ...], buffer: Optional[int] = None
     ) -> None:
+        self._state = _NEW  # first: ``__del__`` reads it even if the arguments are refused
         if buffer is None:
             buffer = DEFAULT_BUFFER
         else:
@@ -119,7 +120,6 @@ class RustStream(Generic[T]):
         self._buffer = buffer
         self._grant_at = max(1, buffer // 2)
         self._unacked = 0
-        self._state = _NEW
         self._inbox: Optional[Inbox] = None
         self._loop: Optional[AbstractEventLoop] = None
         self._port: Optional[Port] = None

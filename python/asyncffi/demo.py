@@ -156,10 +156,10 @@ def timeout_python(fn: PyFn, seconds: float, *args: Any, runtime: str = "tokio")
 # --- Streams -------------------------------------------------------------------------------
 #
 # Rust -> Python: the function returns a ``RustStream``, an async iterator. ``buffer`` bounds
-# how many items the Rust producer runs ahead of the consumer (default 256).
+# how many items the Rust producer runs ahead of the consumer (default 1024).
 #
 # Python -> Rust: ``aiter`` may be an async iterator, an async generator or a plain iterable;
-# Rust reads it as a stream, asking for up to ``prefetch`` items ahead (default 256). When Rust
+# Rust reads it as a stream, asking for up to ``prefetch`` items ahead (default 1024). When Rust
 # drops it, the iterator is closed (an async generator's ``finally`` blocks run).
 
 AnyIterable = Union[AsyncIterable[Any], Iterable[Any]]

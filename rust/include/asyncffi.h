@@ -52,6 +52,8 @@ typedef enum {
   // One item of a stream (the task goes on): the value is the item. The stream's end comes
   // as the task's outcome, after its last item.
   AFFI_OUTCOME_ITEM = 4,
+  // Several items of a stream, in order: the value is a packed list of them.
+  AFFI_OUTCOME_ITEMS = 5,
 } AffiOutcome;
 
 // A request from Rust to Python, carried in a completion's `status` (values disjoint from

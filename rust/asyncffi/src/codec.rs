@@ -43,6 +43,22 @@ pub fn encode(value: &Value) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// Appends the encoding of `value` to `out` (as `encode` does), leaving `out` as it was on
+/// failure.
+pub fn encode_into(value: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let start = out.len();
+    write_value(out, value, 0).inspect_err(|_| out.truncate(start))
+}
+
+/// The header of a list whose length is filled in later by [`finish_list`]: a list of items
+/// appended one by one (for instance, a batch of stream items).
+pub const OPEN_LIST: [u8; 5] = [0xdd, 0, 0, 0, 0];
+
+/// Writes the item count `len` into a buffer that starts with [`OPEN_LIST`].
+pub fn finish_list(buf: &mut [u8], len: u32) {
+    buf[1..5].copy_from_slice(&len.to_be_bytes());
+}
+
 fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, markers: [u8; 3]) {
     match fix {
         Some((base, limit)) if len < limit => out.push(base | len as u8),

@@ -80,6 +80,8 @@ pub enum AffiOutcome {
     /// One item of a stream (the task goes on): the value is the item. The stream's end comes
     /// as the task's outcome, after its last item.
     Item = 4,
+    /// Several items of a stream, in order: the value is a packed list of them.
+    Items = 5,
 }
 
 /// A request from Rust to Python, carried in a completion's `status` (values disjoint from
@@ -150,6 +152,9 @@ pub enum Payload {
     Heap(AffiTag, Buffer),
     /// An object; registered in the object table when Python drains it.
     Object(Object),
+    /// Encoded stream items after an `OPEN_LIST` header, and how many there are; handed over
+    /// as a packed list.
+    Batch(Buffer, u32),
 }
 
 /// What a task hands its port when it ends.
@@ -264,6 +269,10 @@ pub struct Port {
     state: Mutex<PortState>,
 }
 
+/// Items and bytes per batch of stream items, at most.
+const MAX_BATCH_ITEMS: u32 = 4096;
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
 static PORTS: Mutex<HandleTable<Arc<Port>>> = Mutex::new(HandleTable::new());
 
 fn ports() -> MutexGuard<'static, HandleTable<Arc<Port>>> {
@@ -365,15 +374,83 @@ impl Port {
 
     /// Queues one item of the stream Python reads as call `token`. An item that cannot travel
     /// (a container the codec refuses) is not queued: its error is returned, to end the stream.
+    ///
+    /// Items are encoded into the batch at the tail of the queue when that batch belongs to the
+    /// same stream (one completion and one decode in Python for many items); objects travel
+    /// alone, as handles.
     pub fn push_item(&self, token: u64, item: Value) -> crate::value::Result<()> {
-        let payload = value_payload(item)?;
-        self.enqueue(Queued {
-            token,
-            status: AffiOutcome::Item as i32,
-            int_value: 0,
-            payload,
-            keep: None,
-        });
+        let encode_error = |e: codec::CodecError| crate::value::Error::new("encode", e.to_string());
+        if let Value::Object(_) = item {
+            self.enqueue(Queued {
+                token,
+                status: AffiOutcome::Item as i32,
+                int_value: 0,
+                payload: value_payload(item)?,
+                keep: None,
+            });
+            return Ok(());
+        }
+        // Scalars are encoded under the lock (a few bytes); anything larger before taking it.
+        let scalar = matches!(
+            item,
+            Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_)
+        );
+        let mut encoded = Vec::new();
+        if !scalar {
+            codec::encode_into(&item, &mut encoded).map_err(encode_error)?;
+        }
+        let was_empty = {
+            let mut state = self.lock();
+            if state.closed {
+                return Ok(()); // dropped; the task is being cancelled
+            }
+            let was_empty = state.queue.is_empty();
+            let open = match state.queue.back_mut() {
+                Some(Queued {
+                    token: t,
+                    payload: Payload::Batch(buffer, count),
+                    ..
+                }) if *t == token
+                    && *count < MAX_BATCH_ITEMS
+                    && buffer.0.len() + encoded.len() <= MAX_BATCH_BYTES =>
+                {
+                    Some((buffer, count))
+                }
+                _ => None,
+            };
+            let (buffer, count) = match open {
+                Some(batch) => batch,
+                None => {
+                    let mut bytes = Vec::with_capacity(64 + encoded.len());
+                    bytes.extend_from_slice(&codec::OPEN_LIST);
+                    state.queue.push_back(Queued {
+                        token,
+                        status: AffiOutcome::Items as i32,
+                        int_value: 0,
+                        payload: Payload::Batch(Buffer::new(bytes), 0),
+                        keep: None,
+                    });
+                    match state.queue.back_mut() {
+                        Some(Queued {
+                            payload: Payload::Batch(buffer, count),
+                            ..
+                        }) => (buffer, count),
+                        _ => unreachable!("a batch was just queued"),
+                    }
+                }
+            };
+            if scalar {
+                codec::encode_into(&item, &mut buffer.0).map_err(encode_error)?;
+            } else {
+                buffer.0.extend_from_slice(&encoded);
+            }
+            *count += 1;
+            was_empty
+        };
+        if was_empty {
+            WAKES.inc();
+            self.wake();
+        }
         Ok(())
     }
 
@@ -524,6 +601,12 @@ fn hand_over(item: Queued, held: &mut Vec<Buffer>, held_refs: &mut Vec<PyRef>) -
             // to, stays where it is until `release` drops it.
             held.push(buffer);
             (tag, item.int_value, 0.0, ptr, len)
+        }
+        Payload::Batch(mut buffer, count) => {
+            codec::finish_list(&mut buffer.0, count);
+            let (ptr, len) = (buffer.0.as_ptr(), buffer.0.len());
+            held.push(buffer); // as for `Heap`: the heap block stays put
+            (AffiTag::Packed, 0, 0.0, ptr, len)
         }
         Payload::Object(o) => (
             AffiTag::Object,

@@ -32,13 +32,15 @@ use crate::stream::Stream;
 use crate::value::Value;
 
 /// Items a `PyStream` asks for ahead of its reader, unless set with `with_prefetch`.
-pub const DEFAULT_PREFETCH: u64 = 256;
+pub const DEFAULT_PREFETCH: u64 = 1024;
 
 #[derive(Default)]
 struct State {
     items: VecDeque<Value>,
     /// How the iterator ended, once Python said so: taken by the reader after the last item.
     end: Option<Result<(), PythonError>>,
+    /// Set with `end`, never unset (the reader takes `end` itself).
+    ended: bool,
     /// Items asked for and received so far.
     asked: u64,
     received: u64,
@@ -60,9 +62,10 @@ impl Shared {
     fn end(&self, result: Result<(), PythonError>) -> bool {
         let waker = {
             let mut state = self.lock();
-            if state.end.is_some() {
+            if state.ended {
                 return false;
             }
+            state.ended = true;
             state.end = Some(result);
             state.waker.take()
         };
@@ -136,7 +139,7 @@ impl PyStream {
     /// How many more items to ask for: enough to hold `prefetch`, once what is held and on its
     /// way has fallen to half of it.
     fn to_ask(&self, state: &mut State) -> u64 {
-        if state.end.is_some() {
+        if state.ended {
             return 0;
         }
         let have = state.items.len() as u64 + (state.asked - state.received);
@@ -189,7 +192,7 @@ impl Stream for PyStream {
         match ready {
             Some(item) => Poll::Ready(item),
             None => {
-                if this.shared.lock().end.is_some() {
+                if this.shared.lock().ended {
                     cx.waker().wake_by_ref();
                 }
                 Poll::Pending
@@ -216,7 +219,7 @@ pub fn feed(object: u64, items: Vec<Value>) -> Result<(), Failure> {
     let shared = find(object)?;
     let waker = {
         let mut state = shared.lock();
-        if state.end.is_some() {
+        if state.ended {
             return Err(Failure::new(
                 AffiStatus::ErrValue,
                 "items sent after the end of the iterator",

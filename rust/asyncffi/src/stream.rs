@@ -33,7 +33,7 @@ use crate::task;
 use crate::value::{Result, Value};
 
 /// Items a stream may run ahead of its consumer when the exported function passes 0.
-pub const DEFAULT_BUFFER: u64 = 256;
+pub const DEFAULT_BUFFER: u64 = 1024;
 
 #[derive(Default)]
 struct CreditState {
