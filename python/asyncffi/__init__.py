@@ -1,7 +1,8 @@
 """asyncffi: async Rust and Python's asyncio awaiting each other over a plain C ABI.
 
 Rust functions exported from a cdylib return awaitables (``RustCall``) that run their future
-on tokio or async-std and resolve on the calling event loop. See ``asyncffi.demo`` for the
+on tokio or async-std and resolve on the calling event loop, or async iterators
+(``RustStream``) over a Rust stream. See ``asyncffi.demo`` for the
 built-in functions and the README for how it works.
 """
 
@@ -14,8 +15,10 @@ from ._errors import Error as Error
 from ._errors import RustError as RustError
 from ._errors import RustPanic as RustPanic
 from ._object import RustObject as RustObject
+from ._pystream import PyStreamArg as PyStreamArg
 from ._runtime import configure as configure
 from ._runtime import stats as stats
+from ._stream import RustStream as RustStream
 
 __version__ = "0.1.0"
 
@@ -23,11 +26,13 @@ __all__ = [
     "ClosedError",
     "Error",
     "PyCallableArg",
+    "PyStreamArg",
     "RustCall",
     "RustCallWithCallables",
     "RustError",
     "RustObject",
     "RustPanic",
+    "RustStream",
     "configure",
     "demo",
     "stats",

@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 import asyncffi
 from asyncffi import demo
@@ -81,10 +81,54 @@ async def run_demo() -> None:
     timed_out, took = await _timed(demo.timeout_python(asyncio.sleep, 0.05, 10))
     _line("Rust drops a Python call after 50 ms", f"timed out: {timed_out}; Python task cancelled")
 
+    received, took = await _timed(_count_all(demo.count(1_000_000)))
+    _line(
+        "async for x in demo.count(1_000_000)",
+        f"{received} items from a Rust stream, {received / took / 1e6:4.1f} M items/s",
+    )
+
+    async def numbers(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    total, took = await _timed(demo.sum_stream(numbers(1_000_000)))
+    _line(
+        "await demo.sum_stream(async generator)",
+        f"Rust summed {total}, {1_000_000 / took / 1e6:4.1f} M items/s",
+    )
+
+    closed: list[str] = []
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append("finally")
+
+    first = await demo.take(endless(), 3)
+    for _ in range(100):
+        if closed:
+            break
+        await asyncio.sleep(0.01)
+    _line(
+        "await demo.take(endless generator, 3)",
+        f"{first}; generator closed: {closed == ['finally']}",
+    )
+
     with demo.Counter() as counter:
         await counter.add(40)
         total = await counter.add(2)
     _line("Counter(): an opaque Rust object", f"total {total}, then closed")
+
+
+async def _count_all(items: AsyncIterator[int]) -> int:
+    n = 0
+    async for _ in items:
+        n += 1
+    return n
 
 
 def _live_counters() -> dict[str, int]:

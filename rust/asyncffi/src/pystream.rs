@@ -95,6 +95,27 @@ fn find(object: u64) -> Result<Arc<Shared>, Failure> {
 /// A Python async iterator, read from Rust: a `Stream` of the values it yields. An exception
 /// it raises arrives as an `Err` item and ends the stream; a closed event loop ends it with a
 /// `ClosedError`. Dropping it closes the Python iterator.
+///
+/// ```
+/// use asyncffi::{guard, spawn, stream, Error, PyStream, Runtime, Value};
+///
+/// /// Reads a Python async iterator: how many items it yields.
+/// #[no_mangle]
+/// pub extern "C" fn mylib_length(port: u64, token: u64, iterator: u64) -> i64 {
+///     guard(|| {
+///         let mut items = PyStream::adopt(port, iterator)?.with_prefetch(64);
+///         let task = spawn(Runtime::Tokio, port, token, async move {
+///             let mut n = 0;
+///             while let Some(item) = stream::next(&mut items).await {
+///                 item?; // a Python exception: passed back to Python as itself
+///                 n += 1;
+///             }
+///             Ok::<_, Error>(Value::Int(n))
+///         })?;
+///         Ok(task as i64)
+///     })
+/// }
+/// ```
 pub struct PyStream {
     object: PyRef,
     shared: Arc<Shared>,

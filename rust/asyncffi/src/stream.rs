@@ -91,15 +91,17 @@ impl Credit {
 /// An `Err` item ends the stream and raises in the consumer; so does a panic.
 ///
 /// ```
-/// use asyncffi::{guard, stream::spawn_stream, Runtime, Value};
+/// use asyncffi::{guard, spawn_stream, stream, Runtime, Value};
 ///
-/// /// `squares(n)`: yields 0, 1, 4, ... (n items).
+/// /// A stream Python reads with `async for`: the squares of 0..n.
 /// #[no_mangle]
 /// pub extern "C" fn mylib_squares(port: u64, token: u64, n: i64, buffer: u64) -> i64 {
 ///     guard(|| {
-///         let items = (0..n).map(|i| Ok(Value::Int(i * i)));
-///         Ok(spawn_stream(Runtime::Tokio, port, token, asyncffi::stream::iter(items), buffer)?
-///             as i64)
+///         let items = stream::unfold(0, move |i| async move {
+///             // any async work here; None ends the stream, an Err item ends it with an error
+///             (i < n).then(|| (Ok(Value::Int(i * i)), i + 1))
+///         });
+///         Ok(spawn_stream(Runtime::Tokio, port, token, items, buffer)? as i64)
 ///     })
 /// }
 /// ```
