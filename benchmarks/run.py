@@ -1,8 +1,9 @@
 """Side-by-side benchmarks: asyncffi, pyo3-async-runtimes, the naive executor approach and the
 bare-asyncio floor, on the same machine, same Python, same run.
 
-    python benchmarks/run.py            # full run (a few minutes)
+    python benchmarks/run.py            # full run (several minutes)
     python benchmarks/run.py --quick    # small sizes, one repeat: proves it works (CI)
+    python benchmarks/run.py --only stream   # only the scenarios named so; prints, writes nothing
 
 Each (system, scenario) pair runs in a fresh interpreter (asyncffi's configuration is fixed per
 process) and reports the median of its repeats. The table is printed and written to
@@ -24,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -69,6 +70,10 @@ class Calls:
         self.py_gather: Optional[Callable[[Any, int], Awaitable[Any]]] = None
         #: Completes ``n`` futures at once (systems whose "trivial" call is not an awaitable).
         self.many: Optional[Callable[[int], Awaitable[Any]]] = None
+        #: An async iterator of ``0..n-1`` produced natively (Rust -> Python).
+        self.stream_out: Optional[Callable[[int], AsyncIterator[int]]] = None
+        #: Natively sums what a Python async iterator yields (Python -> Rust).
+        self.stream_in: Optional[Callable[[AsyncIterable[int]], Awaitable[int]]] = None
         if system.kind == "floor":
 
             def trivial() -> Awaitable[Any]:
@@ -79,6 +84,9 @@ class Calls:
 
             self.trivial = trivial
             self.sleep = asyncio.sleep
+            # Both stream floors are one Python async generator step per item, no native side.
+            self.stream_out = _count
+            self.stream_in = _sum_in_python
         elif system.kind == "thread-floor":
             import asyncffi
 
@@ -94,6 +102,8 @@ class Calls:
             self.sleep = lambda s: demo.sleep(s, runtime=rt)
             self.py_seq = lambda f, n: demo.call_python_n(f, n, runtime=rt)
             self.py_gather = lambda f, n: demo.gather_python(f, n, runtime=rt)
+            self.stream_out = lambda n: demo.count(n, runtime=rt)
+            self.stream_in = lambda items: demo.sum_stream(items, runtime=rt)
         elif system.kind == "peer":
             import pyo3_peer
 
@@ -101,6 +111,8 @@ class Calls:
             self.sleep = pyo3_peer.sleep
             self.py_seq = pyo3_peer.call_python_n
             self.py_gather = pyo3_peer.gather_python
+            self.stream_out = pyo3_peer.count  # one future_into_py per item
+            self.stream_in = pyo3_peer.sum_stream  # into_stream_v2
         elif system.kind == "naive":
             import pyo3_peer
 
@@ -117,6 +129,18 @@ class Calls:
 
 async def _identity(i: int) -> int:
     return i
+
+
+async def _count(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+async def _sum_in_python(items: AsyncIterable[int]) -> int:
+    total = 0
+    async for i in items:
+        total += i
+    return total
 
 
 def _rss_bytes() -> int:
@@ -184,6 +208,28 @@ async def rust_awaits_python_gather(calls: Calls, n: int) -> float:
     return time.perf_counter() - start
 
 
+async def stream_rust_to_python(calls: Calls, n: int) -> float:
+    """Python consumes ``n`` items of a native stream with ``async for``."""
+    assert calls.stream_out is not None
+    start = time.perf_counter()
+    total = 0
+    async for i in calls.stream_out(n):
+        total += i
+    elapsed = time.perf_counter() - start
+    assert total == n * (n - 1) // 2
+    return elapsed
+
+
+async def stream_python_to_rust(calls: Calls, n: int) -> float:
+    """Native code consumes ``n`` items of a Python async generator and returns their sum."""
+    assert calls.stream_in is not None
+    start = time.perf_counter()
+    total = await calls.stream_in(_count(n))
+    elapsed = time.perf_counter() - start
+    assert total == n * (n - 1) // 2
+    return elapsed
+
+
 async def memory_per_pending_call(calls: Calls, n: int) -> float:
     """Bytes of RSS per pending 10-second sleep (reported in the 'per op' column)."""
     assert calls.sleep is not None
@@ -206,14 +252,20 @@ class Scenario:
     needs: str
     full: int
     quick: int
-    unit: str = "us/op"
+    unit: str = "us/op"  # or "us/item", or "bytes/op"
     #: Kinds of system measured (the slow ones are left out of the largest run).
     kinds: tuple = ("floor", "thread-floor", "asyncffi", "peer", "naive")
+    #: One run and no warm-up (a scale test, too large to repeat).
+    once: bool = False
 
     @property
     def memory(self) -> bool:
         """Measured once, cold: a warm-up would leave freed pages for the run to reuse."""
         return self.unit == "bytes/op"
+
+    @property
+    def timed(self) -> bool:
+        return self.unit.startswith("us/")
 
 
 SCENARIOS = [
@@ -226,6 +278,24 @@ SCENARIOS = [
         "Rust awaits Python, concurrent", rust_awaits_python_gather, "py_gather", 10_000, 1_000
     ),
     Scenario(
+        "stream Rust -> Python",
+        stream_rust_to_python,
+        "stream_out",
+        1_000_000,
+        20_000,
+        "us/item",
+        kinds=("floor", "asyncffi", "peer"),
+    ),
+    Scenario(
+        "stream Python -> Rust",
+        stream_python_to_rust,
+        "stream_in",
+        1_000_000,
+        20_000,
+        "us/item",
+        kinds=("floor", "asyncffi", "peer"),
+    ),
+    Scenario(
         "memory per pending sleep", memory_per_pending_call, "sleep", 100_000, 5_000, "bytes/op"
     ),
     Scenario(
@@ -235,6 +305,7 @@ SCENARIOS = [
         1_000_000,
         0,
         kinds=("floor", "asyncffi"),
+        once=True,
     ),
 ]
 
@@ -256,15 +327,15 @@ def worker(system_name: str, scenario_name: str, n: int, repeats: int) -> Dict[s
     else:
         loop = asyncio.new_event_loop()
     try:
-        if scenario.memory or n >= 1_000_000:
+        if scenario.memory or scenario.once:
             repeats = 1
         else:
-            loop.run_until_complete(scenario.run(calls, max(1, n // 10)))  # warm-up
+            loop.run_until_complete(scenario.run(calls, max(1, min(n // 10, 10_000))))  # warm-up
         samples = [loop.run_until_complete(scenario.run(calls, n)) / n for _ in range(repeats)]
     finally:
         loop.close()
     per_op = statistics.median(samples)
-    if scenario.unit == "us/op":
+    if scenario.timed:
         per_op *= 1e6
     return {"per_op": per_op, "samples": samples, "n": n}
 
@@ -298,10 +369,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {python}"
 
 
-def run_all(quick: bool, peer: bool, repeats: int) -> Dict[str, Any]:
+def run_all(quick: bool, peer: bool, repeats: int, scenarios: List[Scenario]) -> Dict[str, Any]:
     systems = [s for s in SYSTEMS if peer or s.kind not in ("peer", "naive")]
     results: Dict[str, Dict[str, Any]] = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         n = scenario.quick if quick else scenario.full
         if n == 0:
             continue
@@ -371,7 +442,7 @@ def chart(report: Dict[str, Any], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    scenarios = [k for k, v in report["results"].items() if v["unit"] == "us/op"]
+    scenarios = [k for k, v in report["results"].items() if v["unit"].startswith("us/")]
     systems = sorted(
         {s for k in scenarios for s in report["results"][k]["systems"]},
         key=[s.name for s in SYSTEMS].index,
@@ -387,7 +458,7 @@ def chart(report: Dict[str, Any], path: Path) -> bool:
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(scenarios))], scenarios)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("operations per second (log scale, higher is better)")
+    ax.set_xlabel("operations (or stream items) per second (log scale, higher is better)")
     ax.set_title(f"asyncffi benchmarks — {report['machine']}", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -401,6 +472,13 @@ def main() -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip pyo3-async-runtimes")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SCENARIO",
+        help="run only the scenarios whose name contains SCENARIO (repeatable); "
+        "prints the table and writes no files",
+    )
+    parser.add_argument(
         "--worker", nargs=4, metavar=("SYSTEM", "SCENARIO", "N", "REPEATS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -409,20 +487,28 @@ def main() -> int:
         print(json.dumps(worker(system, scenario, int(n), int(repeats))))
         return 0
 
+    scenarios = [
+        s for s in SCENARIOS if not args.only or any(o.lower() in s.name.lower() for o in args.only)
+    ]
+    if not scenarios:
+        parser.error(f"no scenario matches {args.only}")
     peer = not args.no_peer and ensure_peer()
     repeats = args.repeats or (1 if args.quick else 3)
-    report = run_all(args.quick, peer, repeats)
-    RESULTS.mkdir(exist_ok=True)
-    stem = "quick" if args.quick else "latest"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
-    drawn = chart(report, RESULTS / f"{stem}.png")
+    report = run_all(args.quick, peer, repeats, scenarios)
     print()
     print(markdown(report))
-    print(
-        f"wrote {RESULTS / (stem + '.md')}, .json"
-        + (", .png" if drawn else " (no matplotlib: no chart)")
-    )
+    if args.only:  # a partial run never takes the place of a full one
+        print("partial run (--only): no files written")
+    else:
+        RESULTS.mkdir(exist_ok=True)
+        stem = "quick" if args.quick else "latest"
+        (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (RESULTS / f"{stem}.md").write_text(markdown(report))
+        drawn = chart(report, RESULTS / f"{stem}.png")
+        print(
+            f"wrote {RESULTS / (stem + '.md')}, .json"
+            + (", .png" if drawn else " (no matplotlib: no chart)")
+        )
     failed = [
         (k, s)
         for k, v in report["results"].items()
