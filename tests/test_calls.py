@@ -10,6 +10,7 @@ from typing import Any
 import asyncffi
 import pytest
 from asyncffi import demo
+from conftest import wait_for_stat
 
 
 async def test_sleep_lets_the_loop_run(runtime: str, wake: str) -> None:
@@ -177,3 +178,85 @@ async def test_ready_futures_skip_the_port_and_the_wake() -> None:
     after = asyncffi.stats()
     assert after["wakes"] == before["wakes"], "an eager result went through the port"
     assert after["completed"] - before["completed"] == 102
+
+
+# --- a RustCall is also a future ------------------------------------------------------------
+
+
+async def test_gather_uses_calls_as_futures_without_tasks(runtime: str, wake: str) -> None:
+    calls = [demo.sleep(0.05, runtime=runtime) for _ in range(100)] + [demo.add(1, 2)]
+    gathered = asyncio.gather(*calls)
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # no Task per call
+    assert all(isinstance(c, asyncio.Future) for c in calls)
+    assert asyncffi.stats()["live_tasks"] == 100  # started by gather, not when created
+    assert await gathered == [None] * 100 + [3]
+
+
+async def test_ensure_future_starts_the_call_and_returns_it() -> None:
+    spawned = asyncffi.stats()["spawned"]
+    call = demo.sleep(0.2)
+    assert asyncffi.stats()["spawned"] == spawned  # nothing runs before it is used
+    fut = asyncio.ensure_future(call)
+    assert fut is call
+    assert asyncffi.stats()["spawned"] == spawned + 1  # running, as a Task would be
+    assert not fut.done()
+    assert fut.get_loop() is asyncio.get_running_loop()
+    assert await fut is None
+    assert fut.done() and fut.result() is None
+
+
+async def test_future_helpers_accept_calls() -> None:
+    calls = [demo.sleep(0.03 * i) for i in (3, 1, 2)]
+    order = [await c for c in asyncio.as_completed(calls)]
+    assert order == [None, None, None]
+    # asyncio.wait refuses anything asyncio counts as a coroutine: give it tasks.
+    started = [asyncio.create_task(c) for c in (demo.add(1, 1), demo.sleep(10))]
+    done, pending = await asyncio.wait(started, timeout=0.05)
+    assert [c.result() for c in done] == [2]
+    (slow,) = pending
+    assert slow.cancel()
+    assert await asyncio.shield(demo.add(2, 3)) == 5
+    got: list = []
+    call = demo.sleep(0.01)
+    call.add_done_callback(got.append)
+    await call
+    await asyncio.sleep(0)
+    assert got == [call]  # callbacks receive the call itself
+    results = await asyncio.gather(demo.fail("no"), demo.add(1, 1), return_exceptions=True)
+    assert isinstance(results[0], asyncffi.RustError) and results[1] == 2
+
+
+async def test_cancelling_a_call_used_as_a_future_drops_the_rust_future(runtime: str) -> None:
+    cancelled = asyncffi.stats()["cancelled"]
+    fut = asyncio.ensure_future(demo.pending(runtime=runtime))
+    await asyncio.sleep(0.01)
+    assert fut.cancel()
+    assert not fut.cancel()  # already cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await fut
+    assert await wait_for_stat("cancelled", cancelled + 1) == cancelled + 1
+    # Never started: cancelling it starts nothing in Rust.
+    spawned = asyncffi.stats()["spawned"]
+    unstarted = demo.sleep(1)
+    assert unstarted.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await unstarted
+    assert asyncffi.stats()["spawned"] == spawned
+
+
+async def test_errors_at_start_go_to_the_future() -> None:
+    call = demo.sleep(-1)
+    fut = asyncio.ensure_future(call)  # the Rust function refuses the argument
+    assert fut.done()
+    with pytest.raises(ValueError, match="seconds must be"):
+        fut.result()
+
+
+def test_outside_a_loop_a_call_is_not_a_future_yet() -> None:
+    call = demo.add(1, 2)
+    assert not asyncio.isfuture(call)
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(call) == 3  # wrapped in a Task, as a coroutine
+    finally:
+        loop.close()

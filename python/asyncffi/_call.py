@@ -1,10 +1,11 @@
 """``RustCall``: the awaitable an exported Rust function returns.
 
 Calling an exported function only checks and converts its arguments; nothing runs in Rust
-until the call is first awaited. Then it binds to the running loop (so ``asyncio.run(f())``
-works), spawns the Rust future and waits on an ordinary asyncio future that the loop's port
-resolves. A ``RustCall`` is a coroutine in asyncio's eyes (``asyncio.iscoroutine`` is true):
-``await`` it, pass it to ``asyncio.run``, ``create_task`` or ``gather``.
+until the call is first awaited (or handed to ``gather`` and friends). Then it binds to the
+running loop (so ``asyncio.run(f())`` works), spawns the Rust future, and becomes an asyncio
+future that the loop's port resolves. A ``RustCall`` is a coroutine in asyncio's eyes
+(``asyncio.iscoroutine`` is true) and an ``asyncio.Future`` subclass: ``await`` it, pass it to
+``asyncio.run``, ``create_task``, ``gather``, ``wait_for``, ``as_completed``.
 
 Cancellation: cancelling the task that awaits a ``RustCall`` (``task.cancel()``,
 ``asyncio.wait_for``, ``asyncio.timeout``, loop shutdown) cancels the Rust task, which drops
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import collections.abc
 import contextvars
-from asyncio import Future, get_running_loop
-from typing import Any, Callable, Dict, Generator, Generic, List, Optional, Tuple, TypeVar
+from asyncio import AbstractEventLoop, CancelledError, Future, _get_running_loop, get_running_loop
+from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, TypeVar
 
 from ._errors import status_error
 from ._loader import lib
@@ -30,26 +31,45 @@ T = TypeVar("T")
 _cancel = lib.affi_task_cancel
 
 
-#: Marks a call whose outcome was delivered on its first step (the eager path).
-_FINISHED: Any = object()
+#: Stages of a call: not started; started (its Future part is live); awaited (its result was
+#: delivered by ``await``, which a coroutine does once); spent (delivered by ``await`` on its
+#: first step, with no Future part at all: the eager path).
+_NEW, _STARTED, _AWAITED, _SPENT = 0, 1, 2, 3
+_init_future = Future.__init__
+_cancel_future = Future.cancel
 
 
-class RustCall(Generic[T]):
-    """An awaitable call of an exported Rust function. Await it once.
+class RustCall(Future[T]):
+    """An awaitable call of an exported Rust function.
 
-    Thread safety: await it on one event loop; the Rust future runs on its runtime's threads
-    and reports back to that loop only.
+    It is a coroutine in asyncio's eyes: ``await`` it, or pass it to ``asyncio.run`` or
+    ``create_task``. Inside a running loop it is also an ``asyncio.Future`` of the call, so
+    ``ensure_future``, ``gather``, ``wait_for``, ``shield``, ``wait`` and ``as_completed`` use it
+    as it is, without wrapping it in a Task (they recognise a future by reading
+    ``_asyncio_future_blocking``; that read starts the call, as creating a Task would).
+
+    Until it starts it is not bound to any loop, and its future methods other than
+    ``get_loop``, ``add_done_callback`` and ``cancel`` (which start it, or cancel it unstarted)
+    are not available. Awaited directly, a call whose Rust future is
+    ready on its first poll delivers its value at once and is spent: await it once.
+
+    Thread safety: use it on one event loop; the Rust future runs on its runtime's threads and
+    reports back to that loop only.
     """
 
-    __slots__ = ("_args", "_fn", "_fut", "_port", "_task", "_token")
+    __slots__ = ("_args", "_blocking", "_fn", "_port", "_stage", "_task", "_token")
 
     def __init__(self, fn: Callable[..., int], args: Tuple[Any, ...]) -> None:
+        # The asyncio.Future part is initialised when the call starts, on the running loop.
         self._fn = fn
         self._args = args
-        self._fut: Optional[Future[T]] = None
+        self._stage = _NEW
+        self._blocking = False
         self._port: Optional[Port] = None
         self._token = 0
         self._task = 0
+
+    # --- the coroutine protocol --------------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, T]:
         return self
@@ -58,19 +78,20 @@ class RustCall(Generic[T]):
         return self
 
     def __next__(self) -> Any:
-        fut = self._fut
-        if fut is None:
-            return self._start()
-        if fut is _FINISHED:
+        stage = self._stage
+        if stage == _NEW:
+            return self._start(False)
+        if stage != _STARTED:
             raise RuntimeError("cannot reuse an already awaited RustCall")
-        if not fut.done():
-            raise RuntimeError("await wasn't used with future")
-        self._fut = _FINISHED  # like a coroutine: its outcome is delivered once
-        raise StopIteration(fut.result())
+        if not self.done():
+            self._blocking = True
+            return self
+        self._stage = _AWAITED
+        raise StopIteration(self.result())
 
     def send(self, value: None) -> Any:
         """Coroutine protocol: resume (asyncio sends ``None``)."""
-        if value is not None and self._fut is None:
+        if value is not None and self._stage == _NEW:
             raise TypeError("can't send non-None value to a just-started RustCall")
         return self.__next__()
 
@@ -88,32 +109,107 @@ class RustCall(Generic[T]):
         """Coroutine protocol: cancels the Rust task if it is still running."""
         self._abandon()
 
-    def _start(self) -> Future[T]:
+    # --- the future protocol -----------------------------------------------------------------
+
+    @property  # type: ignore[override]
+    def _asyncio_future_blocking(self) -> Optional[bool]:
+        stage = self._stage
+        if stage == _NEW:
+            if _get_running_loop() is None:
+                return None  # not a future here: asyncio wraps it in a Task when it runs
+            self._start(True)
+        elif stage == _SPENT:
+            return None  # awaited already: asyncio reports the reuse as for a coroutine
+        return self._blocking
+
+    @_asyncio_future_blocking.setter
+    def _asyncio_future_blocking(self, value: bool) -> None:
+        self._blocking = value
+
+    def get_loop(self) -> AbstractEventLoop:
+        """The loop the call runs on; starts it on the running loop if it has not started."""
+        if self._stage == _NEW:
+            self._start(True)
+        elif self._stage == _SPENT:
+            raise RuntimeError("cannot reuse an already awaited RustCall")
+        return super().get_loop()
+
+    def add_done_callback(
+        self, fn: Callable[[RustCall[T]], object], *, context: Optional[contextvars.Context] = None
+    ) -> None:
+        """Calls ``fn(call)`` when the call is done; starts it on the running loop if it has
+        not started."""
+        if self._stage == _NEW:
+            self._start(True)
+        elif self._stage == _SPENT:
+            raise RuntimeError("cannot reuse an already awaited RustCall")
+        super().add_done_callback(fn, context=context)
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancels the call: the Rust task, if it still runs, drops its future."""
+        stage = self._stage
+        if stage == _SPENT:
+            return False
+        if stage == _NEW:  # never started: nothing runs in Rust
+            self._stage = _STARTED
+            self._args = ()
+            _init_future(self, loop=get_running_loop())
+        elif self.done():
+            return False
+        self._abandon()
+        return _cancel_future(self, msg)
+
+    # --- starting the call -------------------------------------------------------------------
+
+    def _start(self, as_future: bool) -> Any:
+        """Starts the Rust call on the running loop. Returns the call itself (a pending
+        future) to wait on; a call ready on its first poll raises ``StopIteration`` with its
+        value (awaited directly), or is returned as a done future (``as_future``)."""
         loop = get_running_loop()
         try:
             port = current_port(loop)
         except ShutDownError:
             return self._never(loop)
         token = next(port.tokens)
-        task = self._fn(port.id, token, *self._prepare(port))
+        try:
+            task = self._fn(port.id, token, *self._prepare(port))
+        except BaseException:
+            self._failed(port)
+            self._args = ()
+            raise
+        self._args = ()
         if task <= 0:
             if task == 0:  # ready on its first poll: the outcome is here already
-                self._args = ()
-                self._fut = _FINISHED
-                raise StopIteration(port.take_inline(token))
+                if not as_future:
+                    self._stage = _SPENT
+                    raise StopIteration(port.take_inline(token))
+                self._stage = _STARTED
+                _init_future(self, loop=loop)
+                try:
+                    self.set_result(port.take_inline(token))
+                except CancelledError:
+                    _cancel_future(self)
+                except Exception as exc:
+                    self.set_exception(exc)
+                return self
             self._failed(port)
             if state.shut_down:
                 return self._never(loop)
-            raise status_error(task)
-        fut: Future[T] = loop.create_future()
-        port.pending[token] = fut
-        self._fut = fut
+            if not as_future:
+                self._stage = _SPENT
+                raise status_error(task)
+            self._stage = _STARTED
+            _init_future(self, loop=loop)
+            self.set_exception(status_error(task))
+            return self
+        self._stage = _STARTED
+        _init_future(self, loop=loop)
+        port.pending[token] = self
         self._port = port
         self._token = token
         self._task = task
-        self._args = ()
-        fut._asyncio_future_blocking = True
-        return fut
+        self._blocking = True
+        return self
 
     def _prepare(self, port: Port) -> Tuple[Any, ...]:
         """The C arguments of the call on ``port``."""
@@ -122,13 +218,14 @@ class RustCall(Generic[T]):
     def _failed(self, port: Port) -> None:
         """The C function refused the call (a negative status)."""
 
-    def _never(self, loop: Any) -> Future[T]:
+    def _never(self, loop: Any) -> RustCall[T]:
         """After shutdown (interpreter exit) a call never completes, like everything else in
         the daemon threads still running then; it raises nothing that would print."""
-        fut: Future[T] = loop.create_future()
-        self._fut = fut
-        fut._asyncio_future_blocking = True
-        return fut
+        self._stage = _STARTED
+        self._args = ()
+        _init_future(self, loop=loop)
+        self._blocking = True
+        return self
 
     def _abandon(self) -> None:
         port = self._port
@@ -142,9 +239,10 @@ class RustCall(Generic[T]):
 
     def __repr__(self) -> str:
         name = self.__name__
-        if self._fut is None:
+        stage = self._stage
+        if stage == _NEW:
             where = "not started"
-        elif self._fut is _FINISHED or self._fut.done():
+        elif stage == _SPENT or self.done():
             where = "done"
         else:
             where = f"running as task {self._task:#x}"
