@@ -373,6 +373,155 @@ async def test_a_sync_generator_is_closed_when_rust_drops_it() -> None:
     assert events == ["closed"]
 
 
+async def test_items_rust_refuses_end_the_stream_with_a_clear_error() -> None:
+    # Python can pack these, Rust cannot take them: the items before arrive, then the error.
+    with pytest.raises(OverflowError):
+        await asyncio.wait_for(demo.sum_stream(iter([1, 2**63, 3])), 5)
+    closed = []
+
+    async def keyed() -> AsyncIterator[Any]:
+        try:
+            yield [1]
+            yield {1: 2}
+            yield [3]
+        finally:
+            closed.append(True)
+
+    seen = []
+    with pytest.raises(TypeError):
+        async with asyncio.timeout(5):
+            async for x in demo.echo_stream(keyed()):
+                seen.append(x)
+    assert seen == [[1]]
+    await wait_for_stat("live_py_streams", 0)
+    assert closed == [True]
+
+
+async def test_an_unsendable_item_lets_the_iterators_cleanup_finish() -> None:
+    events: List[str] = []
+
+    async def gen() -> AsyncIterator[Any]:
+        try:
+            yield 1
+            yield object()
+        finally:
+            await asyncio.sleep(0.01)
+            events.append("cleanup finished")
+
+    with pytest.raises(TypeError):
+        await demo.sum_stream(gen())
+    for _ in range(100):
+        if events:
+            break
+        await asyncio.sleep(0.01)
+    assert events == ["cleanup finished"]
+
+
+async def test_aclose_from_another_task_ends_the_waiting_consumer() -> None:
+    items = demo.count(10**9, delay=0.5)
+    got: List[int] = []
+
+    async def consume() -> None:
+        async for x in items:
+            got.append(x)
+
+    consumer = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.05)
+    await items.aclose()
+    async with asyncio.timeout(5):
+        await consumer  # the loop ends: StopAsyncIteration
+    assert got == []
+
+
+async def test_two_tasks_cannot_wait_on_one_stream() -> None:
+    items = demo.count(10, delay=0.5)
+    first = asyncio.ensure_future(items.__anext__())
+    await asyncio.sleep(0.05)
+    with pytest.raises(RuntimeError, match="already waiting"):
+        await items.__anext__()
+    await items.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await first
+
+
+async def test_aclose_drops_a_pending_error() -> None:
+    items = demo.fail_after(2, "boom")
+    assert await items.__anext__() == 0
+    await asyncio.sleep(0.05)  # the error has arrived
+    await items.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await items.__anext__()
+
+
+async def test_a_huge_prefetch_does_not_block_the_loop() -> None:
+    lags: List[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.001)
+            lags.append(loop.time() - start)
+
+    ticking = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    assert await demo.sum_stream(range(2_000_000), prefetch=2_000_000) == sum(range(2_000_000))
+    ticking.cancel()
+    assert max(lags) < 0.2, max(lags)  # rounds of 1024 items, the loop runs between them
+
+
+async def test_an_iterator_released_before_its_first_item_is_closed() -> None:
+    closes = 0
+
+    class Source:
+        def __aiter__(self) -> Source:
+            return self
+
+        async def __anext__(self) -> int:
+            await asyncio.sleep(1)
+            return 1
+
+        async def aclose(self) -> None:
+            nonlocal closes
+            closes += 1
+
+    for _ in range(20):
+        task = asyncio.ensure_future(demo.sum_stream(Source()))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await wait_for_stat("live_py_streams", 0)
+    for _ in range(100):
+        if closes == 20:
+            break
+        await asyncio.sleep(0.01)
+    assert closes == 20
+
+
+async def test_a_failed_start_takes_back_what_it_lent() -> None:
+    from asyncffi._port import current_port
+
+    items: Any = asyncffi.RustStream(
+        asyncffi._loader.lib.affi_demo_echo_stream,
+        (asyncffi.PyStreamArg([1]), "not an int", 0),
+    )
+    with pytest.raises(TypeError):
+        await items.__anext__()
+    with pytest.raises(StopAsyncIteration):
+        await items.__anext__()
+    assert current_port().objects == {}
+
+
+async def test_rust_reading_a_callable_as_an_iterator_gets_an_error() -> None:
+    lib = asyncffi._loader.lib
+    call: Any = asyncffi.RustCallWithCallables(
+        lib.affi_demo_take, (asyncffi.PyCallableArg(print), 3, 0, 0)
+    )
+    with pytest.raises(asyncffi.RustError, match="not an iterator"):
+        await asyncio.wait_for(call, 5)
+
+
 # --- exit ----------------------------------------------------------------------------------
 
 EXIT_SCRIPT = """

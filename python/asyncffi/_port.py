@@ -25,11 +25,11 @@ import inspect
 import itertools
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from ._errors import ClosedError, RustError, RustPanic, check, exception_fields
 from ._loader import ffi, lib
-from ._pystream import Pump, PyStreamArg
+from ._pystream import Pump, PyStreamArg, refuse_pull
 from ._runtime import state
 from ._values import (
     TAG_BOOL,
@@ -46,6 +46,9 @@ from ._values import (
     unpack,
     value_args,
 )
+
+if TYPE_CHECKING:
+    from ._stream import Inbox
 
 #: Completions copied out per drain call.
 BATCH = 256
@@ -127,7 +130,7 @@ class Port:
         #: What waits for each call's outcome: its future (or a stream's inbox), by token.
         self.pending: Dict[int, Waiting] = {}
         #: The inboxes of the Rust streams read on this loop, by token.
-        self.streams: Dict[int, Any] = {}
+        self.streams: Dict[int, Inbox] = {}
         self.tokens = itertools.count(1)
         #: Python objects Rust holds references to: callables as ``(fn, context)``, and
         #: exceptions raised by calls (so the original can be raised again).
@@ -327,6 +330,8 @@ class Port:
             pump = self.objects.get(c.int_value)
             if type(pump) is Pump:
                 pump.pull(c.token)
+            else:  # Rust adopted something else as an iterator: end its stream, never hang
+                refuse_pull(c.int_value, pump)
         elif status == REQUEST_CANCEL:
             task = self.calls.pop(c.token, None)
             if task is not None:

@@ -24,12 +24,13 @@ from typing import Any, AsyncIterable, Iterable, List, Optional, Union, cast
 
 import msgpack
 
-from ._errors import exception_fields
+from ._errors import exception_fields, status_error
 from ._loader import lib
 from ._values import _pack_default, pack
 
 _items = lib.affi_pystream_items
 _end = lib.affi_pystream_end
+ERR_CLOSED = lib.AFFI_STATUS_ERR_CLOSED
 OK = lib.AFFI_OUTCOME_OK
 ERROR = lib.AFFI_OUTCOME_ERROR
 
@@ -86,6 +87,8 @@ class Pump:
         "object_id",
         "port",
         "released",
+        "started",
+        "stopping",
         "task",
         "wakeup",
     )
@@ -104,6 +107,11 @@ class Pump:
         self.done = False
         #: Rust dropped its stream.
         self.released = False
+        #: The pump task has taken its first step (before that, cancelling it skips its body).
+        self.started = False
+        #: The pump ended the stream itself (an item could not travel) and stops at its next
+        #: step.
+        self.stopping = False
 
     # --- requests from Rust ----------------------------------------------------------------
 
@@ -121,14 +129,22 @@ class Pump:
         """Rust dropped its stream: stop, and close the iterator."""
         self.released = True
         self.done = True
+        task = self.task
+        if task is not None and self.started and not task.done():
+            if not self.stopping:
+                task.cancel()  # the task closes the iterator on its way out
+            # else it stops by itself at its next step (not interrupting the iterator, which
+            # may be in its own cleanup) and closes the iterator then
+            return
         if self.task is not None:
-            self.task.cancel()  # the task closes the iterator on its way out
-        elif self.loop is not None and not self.loop.is_closed():
+            self.task.cancel()  # not started: its body, and so its cleanup, never runs
+        if self.loop is not None and not self.loop.is_closed():
             self.task = self.arg.context.copy().run(self.loop.create_task, self._close())
 
     # --- the pump ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        self.started = True
         loop = self.loop
         assert loop is not None
         iterator = self.arg.iterator
@@ -157,6 +173,8 @@ class Pump:
                         self.flush_scheduled = True
                         loop.call_soon(self._flush)
                 self._flush()
+                if self.credit > 0 and not self.done:
+                    await asyncio.sleep(0)  # let the loop run between rounds
         except (StopAsyncIteration, StopIteration):
             self._flush()
             self._send_end(None)
@@ -174,31 +192,50 @@ class Pump:
         """Sends the batch to Rust (also called from ``call_soon``)."""
         self.flush_scheduled = False
         batch = self.batch
-        if not batch or self.done:
+        if self.done:
+            batch.clear()
+            return
+        if not batch:
             return
         try:
             data = msgpack.packb(batch, use_bin_type=True, default=_pack_default, datetime=False)
-        except Exception as batch_exc:
-            # Send the items before the first one that cannot travel, then end with its error.
-            error: BaseException = batch_exc
-            good = 0
-            for item in batch:
-                try:
-                    msgpack.packb(item, use_bin_type=True, default=_pack_default, datetime=False)
-                except Exception as item_exc:
-                    error = item_exc
-                    break
-                good += 1
-            if good:
-                prefix = msgpack.packb(batch[:good], use_bin_type=True)
-                _items(self.object_id, prefix, len(prefix))
-            batch.clear()
-            self._send_end(error)
-            self._stop()
+        except Exception:
+            self._send_one_by_one()
             return
-        batch.clear()  # the same list: the pump appends to it
-        if _items(self.object_id, data, len(data)) < 0:
+        status = _items(self.object_id, data, len(data))
+        if status == ERR_CLOSED:
+            batch.clear()
             self.done = True  # Rust stopped reading; its release is on its way
+        elif status < 0:  # an item Rust refuses (an int outside 64 bits, a non-str key, ...)
+            self._send_one_by_one()
+        else:
+            batch.clear()  # the same list: the pump appends to it
+
+    def _send_one_by_one(self) -> None:
+        """A batch failed: sends its items one at a time up to the first that cannot travel,
+        then ends the stream with that item's error and stops reading the iterator."""
+        batch = self.batch
+        error: Optional[BaseException] = None
+        for item in batch:
+            try:
+                data = msgpack.packb(
+                    [item], use_bin_type=True, default=_pack_default, datetime=False
+                )
+            except Exception as exc:
+                error = exc
+                break
+            status = _items(self.object_id, data, len(data))
+            if status == ERR_CLOSED:
+                self.done = True
+                break
+            if status < 0:
+                error = status_error(status)
+                break
+        batch.clear()
+        if error is not None:
+            self._send_end(error)
+            self.stopping = True
+            self.released = True  # stop reading: the iterator is closed on the way out
 
     def _send_end(self, exc: Optional[BaseException]) -> None:
         if self.done:
@@ -211,13 +248,6 @@ class Pump:
         exception_id = self.port.keep(exc)
         if _end(self.object_id, ERROR, data, len(data), exception_id) < 0:
             self.port.objects.pop(exception_id, None)  # Rust did not take it
-
-    def _stop(self) -> None:
-        """Stops pumping early (an item could not travel): the iterator is closed."""
-        self.released = True
-        task = self.task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
 
     async def _close(self) -> None:
         """Closes the iterator: ``aclose()`` (async) or ``close()`` (generators)."""
@@ -240,3 +270,10 @@ class Pump:
                         "exception": exc,
                     }
                 )
+
+
+def refuse_pull(object_id: int, obj: Any) -> None:
+    """Ends the Rust stream reading object ``object_id``, which is not a lent iterator."""
+    what = "nothing (it was released)" if obj is None else f"a {type(obj).__name__}"
+    data = pack(["TypeError", f"Python object {object_id} is {what}, not an iterator"])
+    _end(object_id, ERROR, data, len(data), 0)

@@ -144,6 +144,8 @@ class RustStream(Generic[T]):
                 self._finish(inbox)
             if self._unacked:
                 self._give_back()
+            if inbox.waiter is not None:
+                raise RuntimeError("anext(): another task is already waiting on this stream")
             assert self._loop is not None
             waiter: Future[None] = self._loop.create_future()
             inbox.waiter = waiter
@@ -182,8 +184,14 @@ class RustStream(Generic[T]):
             return inbox
         token = next(port.tokens)
         lent: List[int] = []
-        task = self._fn(port.id, token, *lend(port, self._args, lent), self._buffer)
-        self._args = ()
+        try:
+            task = self._fn(port.id, token, *lend(port, self._args, lent), self._buffer)
+        except BaseException:
+            take_back(port, lent)
+            self._state = _DONE
+            raise
+        finally:
+            self._args = ()
         if task <= 0:
             take_back(port, lent)
             if state.shut_down:
@@ -207,9 +215,8 @@ class RustStream(Generic[T]):
 
     def _finish(self, inbox: Inbox) -> None:
         """Ends the iteration: raises the stream's error once, else ``StopAsyncIteration``."""
-        self._close()
         error = inbox.error
-        inbox.error = None
+        self._close()
         if error is None:
             raise StopAsyncIteration
         raise error
@@ -226,6 +233,12 @@ class RustStream(Generic[T]):
         inbox = self._inbox
         if inbox is not None:
             inbox.clear()
+            inbox.error = None
+            waiter = inbox.waiter
+            if waiter is not None:  # a consumer in another task: it sees the end
+                inbox.waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def __del__(self) -> None:
         if self._state == _RUNNING:

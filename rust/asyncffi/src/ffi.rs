@@ -16,7 +16,7 @@ use crate::callable::{self, PythonError};
 use crate::codec;
 use crate::notifier;
 use crate::object;
-use crate::port::{AffiCompletion, AffiOutcome, AffiWake, Port};
+use crate::port::{AffiCompletion, AffiOutcome, AffiTag, AffiWake, Port};
 use crate::pystream;
 use crate::runtime::{self, AffiFlavor};
 use crate::stats;
@@ -286,16 +286,16 @@ pub extern "C" fn affi_stream_grant(task: u64, n: u64) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn affi_pystream_items(object: u64, data: *const u8, len: usize) -> i32 {
     guard_status(|| {
-        // SAFETY: forwarded contract.
-        let items = match codec::decode(unsafe { args::bytes(data, len) }?) {
-            Ok(Value::List(items)) => items,
-            Ok(_) => {
+        // SAFETY: forwarded contract (an item Rust cannot take fails with its own status:
+        // an int outside 64 bits is ERR_OVERFLOW, a dict key that is not text ERR_TYPE).
+        let items = match unsafe { args::value(AffiTag::Packed as u32, 0, 0.0, data, len) }? {
+            Value::List(items) => items,
+            _ => {
                 return Err(Failure::new(
                     AffiStatus::ErrType,
                     "stream items must be a packed list",
                 ))
             }
-            Err(e) => return Err(Failure::new(AffiStatus::ErrValue, e.to_string())),
         };
         pystream::feed(object, items)
     })

@@ -1,5 +1,5 @@
-//! References to Python objects held by Rust: callables and iterators passed as arguments, and exceptions a
-//! Python call raised (kept so that Python can raise the very same object again).
+//! References to Python objects held by Rust: callables and iterators passed as arguments, and
+//! exceptions a Python call raised (kept so that Python can raise the very same object again).
 //!
 //! Rust never touches the object itself: it holds an id that the Python side of one port
 //! resolves. A `PyRef` is cheap to clone (an `Arc`); when the last clone is dropped, on any
