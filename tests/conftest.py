@@ -25,7 +25,7 @@ LOOPS: Dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.
 if uvloop is not None:
     LOOPS["uvloop"] = uvloop.new_event_loop
 
-RUNTIMES = ["tokio", "async-std"]
+RUNTIMES = ["tokio", "async-std", "loop"]
 WAKES = ["threadsafe", "fd"]
 #: Every live counter the Rust side reports (all must return to zero).
 LIVE = tuple(name for name in asyncffi.stats() if name.startswith("live_"))

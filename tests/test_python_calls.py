@@ -307,3 +307,15 @@ async def test_a_huge_gather_count_is_no_allocation_bomb() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await wait_for_stat("live_calls", 0) == 0
+
+
+async def test_the_loop_runtime_calls_python_without_waking_the_loop(wake: str) -> None:
+    async def double(i: int) -> int:
+        return 2 * i
+
+    await demo.call_python_n(double, 1, runtime="loop")  # the port is open
+    wakes = asyncffi.stats()["wakes"]
+    assert await demo.call_python_n(double, 2000, runtime="loop") == 2 * sum(range(2000))
+    # Each call is answered on the loop thread, which then polls the Rust future itself:
+    # no thread hop and no wake-up per call (a tokio task needs one per call).
+    assert asyncffi.stats()["wakes"] - wakes < 50

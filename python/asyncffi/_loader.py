@@ -44,10 +44,12 @@ if TYPE_CHECKING:
         AFFI_REQUEST_CANCEL: int
         AFFI_REQUEST_RELEASE: int
         AFFI_REQUEST_PULL: int
+        AFFI_REQUEST_POLL: int
         AFFI_WAKE_THREADSAFE: int
         AFFI_WAKE_FD: int
         AFFI_RUNTIME_TOKIO: int
         AFFI_RUNTIME_ASYNC_STD: int
+        AFFI_RUNTIME_LOOP: int
         AFFI_FLAVOR_MULTI_THREAD: int
         AFFI_FLAVOR_CURRENT_THREAD: int
 
@@ -63,9 +65,11 @@ if TYPE_CHECKING:
         def affi_port_release_inline(self, port: int) -> int: ...
         def affi_port_close(self, port: int) -> int: ...
         def affi_task_cancel(self, task: int) -> int: ...
+        def affi_task_poll(self, task: int) -> int: ...
         def affi_object_free(self, handle: int) -> int: ...
         def affi_call_complete(
             self,
+            port: int,
             call: int,
             status: int,
             tag: int,

@@ -64,6 +64,7 @@ REQUEST_CALL = lib.AFFI_REQUEST_CALL
 REQUEST_CANCEL = lib.AFFI_REQUEST_CANCEL
 REQUEST_RELEASE = lib.AFFI_REQUEST_RELEASE
 REQUEST_PULL = lib.AFFI_REQUEST_PULL
+REQUEST_POLL = lib.AFFI_REQUEST_POLL
 
 #: Ids of Python objects lent to Rust; unique in the process, never reused.
 _object_ids = itertools.count(1)
@@ -73,6 +74,7 @@ _release = lib.affi_port_release
 _complete = lib.affi_call_complete
 _take_inline = lib.affi_port_take_inline
 _release_inline = lib.affi_port_release_inline
+_poll = lib.affi_task_poll
 
 # Ownership: a loop owns its port (through its close hook, or `_pinned` for loops that take no
 # hook); every registry below holds ports weakly. A port holds its pending futures and so its
@@ -163,9 +165,11 @@ class Port:
     def drain(self) -> None:
         """Resolves the futures of the queued completions. Runs on the loop thread.
 
-        Takes at most ``MAX_BATCHES`` batches per turn: when Rust produces faster than Python
-        consumes, the rest waits for the next turn (scheduled here, since the wake-up for a
-        non-empty queue has already been spent), so other callbacks and timers keep running.
+        Drains until a drain returns nothing: completions queued while a batch is being
+        handled (results of calls it answered, requests, items) do not wake the loop but are
+        taken here. At most ``MAX_BATCHES`` batches per turn: when Rust produces faster than
+        Python consumes, the rest waits for the next turn (scheduled here, since no wake-up will
+        come for it), so other callbacks and timers keep running.
         """
         buf = self._buf
         pending = self.pending
@@ -232,11 +236,13 @@ class Port:
                 # carries before the exception goes on.
                 self._abandon(buf, i + 1, n)
                 _release(pid)
+                self._drain_later()  # Rust counts on a drain that returns nothing
                 raise
             if held:
                 _release(pid)
-            if n < BATCH:
-                return
+        self._drain_later()
+
+    def _drain_later(self) -> None:
         loop = self.loop_ref()
         if loop is not None and not self.closed:
             loop.call_soon(self.drain)
@@ -326,7 +332,9 @@ class Port:
         if status == REQUEST_CALL:
             self._start_call(c.token, c.int_value, unpack(c.data, c.len))
             return True
-        if status == REQUEST_PULL:
+        if status == REQUEST_POLL:
+            _poll(c.token)
+        elif status == REQUEST_PULL:
             pump = self.objects.get(c.int_value)
             if type(pump) is Pump:
                 pump.pull(c.token)
@@ -384,14 +392,23 @@ class Port:
         except Exception as exc:
             self._answer_error(call_id, exc)
             return
-        _complete(call_id, OK, *args)  # ERR_CLOSED: Rust stopped waiting; nothing to free
+        # ERR_CLOSED: Rust stopped waiting; nothing to free. 1: drain soon (see _answered).
+        self._answered(_complete(self.id, call_id, OK, *args))
 
     def _answer_error(self, call_id: int, exc: BaseException) -> None:
         """Answers call ``call_id`` with ``exc``; always answers, whatever ``exc`` holds."""
         data = pack(exception_fields(exc))
         object_id = self.keep(exc)
-        if _complete(call_id, ERROR, TAG_PACKED, object_id, 0.0, data, len(data)) < 0:
+        status = _complete(self.id, call_id, ERROR, TAG_PACKED, object_id, 0.0, data, len(data))
+        if status < 0:
             self.objects.pop(object_id, None)  # Rust did not take it
+        self._answered(status)
+
+    def _answered(self, status: int) -> None:
+        """After an answer: 1 means it resumed a Rust task polled on this loop (the ``loop``
+        runtime) and queued work without waking the loop, which drains it here instead."""
+        if status == 1:
+            self._drain_later()
 
     def close(self) -> None:
         """Closes the port: cancels its Rust tasks and frees what is queued. Idempotent."""

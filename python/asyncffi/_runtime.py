@@ -25,6 +25,7 @@ RUNTIMES = {
     "tokio": lib.AFFI_RUNTIME_TOKIO,
     "async-std": lib.AFFI_RUNTIME_ASYNC_STD,
     "async_std": lib.AFFI_RUNTIME_ASYNC_STD,
+    "loop": lib.AFFI_RUNTIME_LOOP,
 }
 #: Upper bound of each wait at interpreter exit (wake in progress, runtime shutdown).
 SHUTDOWN_TIMEOUT_MS = 2000
@@ -124,7 +125,7 @@ def runtime_id(name: str) -> int:
     try:
         return RUNTIMES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"runtime must be 'tokio' or 'async-std', not {name!r}") from None
+        raise ValueError(f"runtime must be 'tokio', 'async-std' or 'loop', not {name!r}") from None
 
 
 def _shutdown() -> None:

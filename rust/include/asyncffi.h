@@ -68,6 +68,8 @@ typedef enum {
   AFFI_REQUEST_RELEASE = 18,
   // Send up to `token` more items of Python iterator `int_value` (`affi_pystream_items`).
   AFFI_REQUEST_PULL = 19,
+  // Poll local task `token` (a `loop`-runtime task) on the loop thread: `affi_task_poll`.
+  AFFI_REQUEST_POLL = 20,
 } AffiRequest;
 
 // How a port wakes its event loop.
@@ -84,6 +86,8 @@ typedef enum {
   AFFI_RUNTIME_TOKIO = 0,
   // async-std's global executor.
   AFFI_RUNTIME_ASYNC_STD = 1,
+  // No runtime thread: polled on the event loop's thread (see `local`).
+  AFFI_RUNTIME_LOOP = 2,
 } AffiRuntime;
 
 // tokio's scheduler flavour.
@@ -160,7 +164,9 @@ int64_t affi_port_open(uint32_t wake);
 // The eventfd of an `fd` port, for the loop's `add_reader`. Owned by the port: do not close it.
 int32_t affi_port_fd(uint64_t port);
 
-// Copies up to `cap` completions of `port` into `out` and returns how many (>= 0).
+// Copies up to `cap` completions of `port` into `out` and returns how many (>= 0). After a
+// call that returned completions, call it again (now or from a later loop callback) until one
+// returns 0: completions queued in between do not wake the loop.
 //
 // # Safety
 // `out` must point to `cap` writable `AffiCompletion`s. Call from the port's loop thread; the
@@ -192,7 +198,14 @@ int32_t affi_port_close(uint64_t port);
 // ended (its completion is then queued or delivered).
 int32_t affi_task_cancel(uint64_t task);
 
-// Python's answer to call `call` (an `AFFI_REQUEST_CALL` it drained).
+// Polls local task `task` (a task on the `loop` runtime, named by an `AFFI_REQUEST_POLL`) on
+// this thread, which must be its port's event-loop thread. Returns 0 (also for a task that has
+// ended meanwhile: nothing to do).
+int32_t affi_task_poll(uint64_t task);
+
+// Python's answer to call `call` (an `AFFI_REQUEST_CALL` it drained), made on the loop thread
+// of `port`. Returns 0, or 1 when the answer queued work on `port` without waking it (it
+// resumed a `loop`-runtime task): the caller must then drain `port` soon.
 //
 // `status` is `AFFI_OUTCOME_OK` with the result as a tagged value (`tag`, `int_value`,
 // `float_value`, `data`, `len`, as for arguments), or `AFFI_OUTCOME_ERROR` with `data` the packed
@@ -202,7 +215,8 @@ int32_t affi_task_cancel(uint64_t task);
 //
 // # Safety
 // `data` must be readable for `len` bytes during the call (or `len` is 0).
-int32_t affi_call_complete(uint64_t call,
+int32_t affi_call_complete(uint64_t port,
+                           uint64_t call,
                            int32_t status,
                            uint32_t tag,
                            int64_t int_value,

@@ -14,6 +14,7 @@ use crate::args;
 use crate::boundary::{guard, guard_status, last_error, AffiStatus, Failure};
 use crate::callable::{self, PythonError};
 use crate::codec;
+use crate::local;
 use crate::notifier;
 use crate::object;
 use crate::port::{AffiCompletion, AffiOutcome, AffiTag, AffiWake, Port};
@@ -123,7 +124,9 @@ pub extern "C" fn affi_port_fd(port: u64) -> i32 {
     guard(|| Port::get(port)?.fd().map(i64::from)) as i32
 }
 
-/// Copies up to `cap` completions of `port` into `out` and returns how many (>= 0).
+/// Copies up to `cap` completions of `port` into `out` and returns how many (>= 0). After a
+/// call that returned completions, call it again (now or from a later loop callback) until one
+/// returns 0: completions queued in between do not wake the loop.
 ///
 /// # Safety
 /// `out` must point to `cap` writable `AffiCompletion`s. Call from the port's loop thread; the
@@ -214,7 +217,20 @@ pub extern "C" fn affi_task_cancel(task: u64) -> i32 {
     guard_status(|| task::cancel(task))
 }
 
-/// Python's answer to call `call` (an `AFFI_REQUEST_CALL` it drained).
+/// Polls local task `task` (a task on the `loop` runtime, named by an `AFFI_REQUEST_POLL`) on
+/// this thread, which must be its port's event-loop thread. Returns 0 (also for a task that has
+/// ended meanwhile: nothing to do).
+#[no_mangle]
+pub extern "C" fn affi_task_poll(task: u64) -> i32 {
+    guard_status(|| {
+        local::poll(task);
+        Ok(())
+    })
+}
+
+/// Python's answer to call `call` (an `AFFI_REQUEST_CALL` it drained), made on the loop thread
+/// of `port`. Returns 0, or 1 when the answer queued work on `port` without waking it (it
+/// resumed a `loop`-runtime task): the caller must then drain `port` soon.
 ///
 /// `status` is `AFFI_OUTCOME_OK` with the result as a tagged value (`tag`, `int_value`,
 /// `float_value`, `data`, `len`, as for arguments), or `AFFI_OUTCOME_ERROR` with `data` the packed
@@ -226,6 +242,7 @@ pub extern "C" fn affi_task_cancel(task: u64) -> i32 {
 /// `data` must be readable for `len` bytes during the call (or `len` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn affi_call_complete(
+    port: u64,
     call: u64,
     status: i32,
     tag: u32,
@@ -234,24 +251,28 @@ pub unsafe extern "C" fn affi_call_complete(
     data: *const u8,
     len: usize,
 ) -> i32 {
-    guard_status(|| {
-        if status == AffiOutcome::Ok as i32 {
-            // SAFETY: forwarded contract.
-            let result = unsafe { args::value(tag, int_value, float_value, data, len) }
-                .map_err(|f| PythonError::new("TypeError", f.message));
-            callable::complete(call, result, 0)
-        } else if status == AffiOutcome::Error as i32 {
-            // SAFETY: forwarded contract.
-            let error = unsafe { python_error(data, len) }?;
-            let exception = u64::try_from(int_value).unwrap_or(0);
-            callable::complete(call, Err(error), exception)
-        } else {
-            Err(Failure::new(
-                AffiStatus::ErrValue,
-                format!("unknown call status {status}"),
-            ))
-        }
-    })
+    guard(|| {
+        let (answered, drain) = crate::port::holding_wakes(port, || {
+            if status == AffiOutcome::Ok as i32 {
+                // SAFETY: forwarded contract.
+                let result = unsafe { args::value(tag, int_value, float_value, data, len) }
+                    .map_err(|f| PythonError::new("TypeError", f.message));
+                callable::complete(call, result, 0)
+            } else if status == AffiOutcome::Error as i32 {
+                // SAFETY: forwarded contract.
+                let error = unsafe { python_error(data, len) }?;
+                let exception = u64::try_from(int_value).unwrap_or(0);
+                callable::complete(call, Err(error), exception)
+            } else {
+                Err(Failure::new(
+                    AffiStatus::ErrValue,
+                    format!("unknown call status {status}"),
+                ))
+            }
+        });
+        answered?;
+        Ok(i64::from(drain))
+    }) as i32
 }
 
 /// The packed `[type_name, message]` of a Python exception at `data`.

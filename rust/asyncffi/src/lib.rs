@@ -6,7 +6,8 @@
 //!
 //! - [`port`]: completion ports, the queue and wake path back to an event loop.
 //! - [`task`]: the task table and the wrapper that runs each Python-awaited future.
-//! - [`runtime`]: tokio and async-std, started lazily.
+//! - [`runtime`]: tokio and async-std, started lazily; [`local`]: the `loop` runtime, futures
+//!   polled on the event loop's thread.
 //! - [`value`] and [`codec`]: what crosses the boundary and how containers are encoded.
 //! - [`args`]: reading C arguments into values.
 //! - [`object`]: opaque Rust objects held by Python.
@@ -41,6 +42,7 @@ pub mod callable;
 pub mod codec;
 pub mod ffi;
 pub mod handle_table;
+pub mod local;
 mod notifier;
 pub mod object;
 pub mod port;

@@ -8,8 +8,10 @@
 //!    whatever runtime thread it ran. The payload is prepared there (containers encoded, text
 //!    copied), so the loop thread only copies bytes out.
 //! 3. **Wake.** Only the push that takes the queue from empty to non-empty wakes Python; pushes
-//!    that find items already queued ride along with that wake (coalescing). Waking is an
-//!    eventfd write or a hand-off to the notifier thread: a runtime worker never touches Python.
+//!    that find items already queued ride along with that wake (coalescing), and so do pushes
+//!    made while Python is draining (from the drain that returned items to the one that returns
+//!    none, Python keeps draining). Waking is an eventfd write or a hand-off to the notifier
+//!    thread: a runtime worker never touches Python.
 //! 4. **Drain.** On the loop thread, Python copies up to `cap` completions into a per-port C
 //!    array with one call (`affi_port_drain`). Heap payloads stay owned by the port (`held`)
 //!    so the pointers stay valid while Python converts them.
@@ -20,6 +22,7 @@
 //!    eventfd is closed only when the last task holding the port is gone, so a late write never
 //!    hits a reused descriptor.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -98,6 +101,8 @@ pub enum AffiRequest {
     Release = 18,
     /// Send up to `token` more items of Python iterator `int_value` (`affi_pystream_items`).
     Pull = 19,
+    /// Poll local task `token` (a `loop`-runtime task) on the loop thread: `affi_task_poll`.
+    Poll = 20,
 }
 
 /// One completion as Python reads it from the drain array.
@@ -258,6 +263,9 @@ struct PortState {
     inline_refs: Vec<PyRef>,
     /// Set once by `close`; never unset. Pushes after it free their payload at once.
     closed: bool,
+    /// Python is draining: its last drain returned items, so it will drain again (until a
+    /// drain returns none), and pushes need not wake it.
+    draining: bool,
 }
 
 /// A completion port.
@@ -272,6 +280,23 @@ pub struct Port {
 /// Items and bytes per batch of stream items, at most.
 const MAX_BATCH_ITEMS: u32 = 4096;
 const MAX_BATCH_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// The port whose wake-ups this thread holds, and whether one was needed.
+    static HELD_WAKE: Cell<(u64, bool)> = const { Cell::new((0, false)) };
+}
+
+/// Runs `f`, a C call Python makes on the loop thread of port `port`, holding that port's
+/// wake-ups: a push that would wake the loop does not, and the second value returned says
+/// whether one did, so that the caller drains after the call instead. This saves the loop
+/// from waking itself through the notifier thread or the eventfd, for instance when answering
+/// a call resumes a `loop`-runtime task.
+pub fn holding_wakes<R>(port: u64, f: impl FnOnce() -> R) -> (R, bool) {
+    let previous = HELD_WAKE.with(|held| held.replace((port, false)));
+    let result = f();
+    let (_, needed) = HELD_WAKE.with(|held| held.replace(previous));
+    (result, needed)
+}
 
 static PORTS: Mutex<HandleTable<Arc<Port>>> = Mutex::new(HandleTable::new());
 
@@ -326,6 +351,7 @@ impl Port {
         drop(queued);
         drop(refs);
         crate::task::cancel_port(id);
+        crate::local::drop_port(id);
         crate::callable::fail_port(id);
         crate::pystream::fail_port(id);
         Ok(())
@@ -399,12 +425,12 @@ impl Port {
         if !scalar {
             codec::encode_into(&item, &mut encoded).map_err(encode_error)?;
         }
-        let was_empty = {
+        let wake = {
             let mut state = self.lock();
             if state.closed {
                 return Ok(()); // dropped; the task is being cancelled
             }
-            let was_empty = state.queue.is_empty();
+            let wake = state.queue.is_empty() && !state.draining;
             let open = match state.queue.back_mut() {
                 Some(Queued {
                     token: t,
@@ -445,9 +471,9 @@ impl Port {
                 buffer.0.extend_from_slice(&encoded);
             }
             *count += 1;
-            was_empty
+            wake
         };
-        if was_empty {
+        if wake && !self.wake_held() {
             WAKES.inc();
             self.wake();
         }
@@ -477,18 +503,18 @@ impl Port {
     }
 
     fn enqueue(&self, item: Queued) -> bool {
-        let was_empty = {
+        let wake = {
             let mut state = self.lock();
             if state.closed {
                 drop(state);
                 drop(item);
                 return false;
             }
-            let was_empty = state.queue.is_empty();
+            let wake = state.queue.is_empty() && !state.draining;
             state.queue.push_back(item);
-            was_empty
+            wake
         };
-        if was_empty {
+        if wake && !self.wake_held() {
             WAKES.inc();
             self.wake();
         }
@@ -498,6 +524,19 @@ impl Port {
     /// Whether the port is closed.
     pub fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// Whether this thread holds this port's wake-ups (see [`holding_wakes`]); if so, notes
+    /// that one was needed.
+    fn wake_held(&self) -> bool {
+        HELD_WAKE.with(|held| {
+            let (port, _) = held.get();
+            let mine = port == self.id();
+            if mine {
+                held.set((port, true));
+            }
+            mine
+        })
     }
 
     fn wake(&self) {
@@ -517,7 +556,9 @@ impl Port {
         }
     }
 
-    /// Step 4: moves up to `out.len()` completions into `out`; returns how many.
+    /// Step 4: moves up to `out.len()` completions into `out`; returns how many. After a drain
+    /// that returned items, the caller must drain again until one returns none (pushes made
+    /// meanwhile do not wake it).
     pub fn drain(&self, out: &mut [AffiCompletion]) -> usize {
         if self.fd >= 0 {
             let mut counter: u64 = 0;
@@ -529,6 +570,7 @@ impl Port {
         }
         let mut state = self.lock();
         let n = out.len().min(state.queue.len());
+        state.draining = n > 0;
         let PortState {
             queue,
             held,

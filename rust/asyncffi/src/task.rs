@@ -282,7 +282,11 @@ where
             completed: false,
         },
     };
-    runtime.spawn(tracked);
+    if runtime == Runtime::Loop {
+        crate::local::start(id, tracked.guard.port.clone(), Box::pin(tracked));
+    } else {
+        runtime.spawn(tracked);
+    }
     Ok(id)
 }
 

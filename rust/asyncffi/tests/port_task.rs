@@ -311,6 +311,7 @@ fn answer(call: u64, value: i64) -> i32 {
     // SAFETY: an int value uses no data pointer.
     unsafe {
         affi_call_complete(
+            0, // no port: wake-ups are not held
             call,
             AffiOutcome::Ok as i32,
             AffiTag::Int as u32,
@@ -332,6 +333,7 @@ fn answer_key_error(call: u64, exception: i64) -> i32 {
     // SAFETY: `pair` is readable for its length.
     unsafe {
         affi_call_complete(
+            0, // no port: wake-ups are not held
             call,
             AffiOutcome::Error as i32,
             AffiTag::Packed as u32,

@@ -37,7 +37,7 @@ fn duration(seconds: f64) -> Result<Duration, Failure> {
 
 async fn sleep_on(runtime: Runtime, duration: Duration) {
     match runtime {
-        Runtime::Tokio => tokio::time::sleep(duration).await,
+        Runtime::Tokio | Runtime::Loop => tokio::time::sleep(duration).await,
         Runtime::AsyncStd => async_std::task::sleep(duration).await,
     }
 }

@@ -23,6 +23,8 @@ pub enum AffiRuntime {
     Tokio = 0,
     /// async-std's global executor.
     AsyncStd = 1,
+    /// No runtime thread: polled on the event loop's thread (see `local`).
+    Loop = 2,
 }
 
 /// tokio's scheduler flavour.
@@ -42,6 +44,8 @@ pub enum Runtime {
     Tokio,
     /// async-std.
     AsyncStd,
+    /// The event loop's own thread, inside tokio's context (see [`crate::local`]).
+    Loop,
 }
 
 static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
@@ -52,9 +56,10 @@ impl Runtime {
         match raw {
             x if x == AffiRuntime::Tokio as u32 => Ok(Runtime::Tokio),
             x if x == AffiRuntime::AsyncStd as u32 => Ok(Runtime::AsyncStd),
+            x if x == AffiRuntime::Loop as u32 => Ok(Runtime::Loop),
             _ => Err(Failure::new(
                 AffiStatus::ErrValue,
-                format!("unknown runtime {raw}: expected 0 (tokio) or 1 (async-std)"),
+                format!("unknown runtime {raw}: expected 0 (tokio), 1 (async-std) or 2 (loop)"),
             )),
         }
     }
@@ -70,7 +75,9 @@ impl Runtime {
         }
         match self {
             #[cfg(feature = "tokio")]
-            Runtime::Tokio => tokio_rt::handle().map(|_| ()),
+            Runtime::Tokio | Runtime::Loop => tokio_rt::handle().map(|_| ()),
+            #[cfg(not(feature = "tokio"))]
+            Runtime::Loop => Ok(()),
             #[cfg(feature = "async-std")]
             Runtime::AsyncStd => Ok(()),
             #[allow(unreachable_patterns)]
@@ -86,7 +93,7 @@ impl Runtime {
     pub fn enter(self) -> RuntimeContext {
         match self {
             #[cfg(feature = "tokio")]
-            Runtime::Tokio => RuntimeContext {
+            Runtime::Tokio | Runtime::Loop => RuntimeContext {
                 tokio: tokio_rt::handle().ok().map(|handle| handle.enter()),
             },
             #[allow(unreachable_patterns)]
@@ -98,7 +105,8 @@ impl Runtime {
     }
 
     /// Runs `future` to completion on this runtime, detached. Call `check_available` first;
-    /// a runtime that became unavailable since drops the future.
+    /// a runtime that became unavailable since drops the future. (`Loop` tasks are filed with
+    /// their port instead: see `task::spawn`.)
     pub fn spawn<F>(self, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
