@@ -55,6 +55,8 @@ SYSTEMS = [
     System("asyncffi threadsafe tokio-ct", "asyncffi", flavor="current_thread"),
     System("asyncffi threadsafe async-std", "asyncffi", runtime="async-std"),
     System("asyncffi threadsafe tokio uvloop", "asyncffi", loop="uvloop"),
+    System("asyncffi threadsafe loop", "asyncffi", runtime="loop"),
+    System("asyncffi fd loop", "asyncffi", wake="fd", runtime="loop"),
     System("pyo3-async-runtimes", "peer"),
     System("run_in_executor", "naive"),
 ]

@@ -406,9 +406,10 @@ class Port:
 
     def _answered(self, status: int) -> None:
         """After an answer: 1 means it resumed a Rust task polled on this loop (the ``loop``
-        runtime) and queued work without waking the loop, which drains it here instead."""
-        if status == 1:
-            self._drain_later()
+        runtime) and queued work without waking the loop, which drains it here instead, at
+        once (an answer given during a drain never returns 1: that drain goes on anyway)."""
+        if status == 1 and not self.closed:
+            self.drain()
 
     def close(self) -> None:
         """Closes the port: cancels its Rust tasks and frees what is queued. Idempotent."""

@@ -3,7 +3,9 @@ benchmarks use them, and they show what an exported function looks like from Pyt
 
 Every function checks its arguments when called (``TypeError``, ``ValueError``,
 ``OverflowError``) and returns a ``RustCall``: nothing runs in Rust until it is awaited.
-``runtime`` is ``"tokio"`` (default) or ``"async-std"``.
+``runtime`` is ``"tokio"`` (default), ``"async-std"``, or ``"loop"`` (the Rust future is polled
+on the event loop's own thread, inside tokio's context: no thread hop, best for Rust code that
+awaits Python one call after another).
 """
 
 from __future__ import annotations
