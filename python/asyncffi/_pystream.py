@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import Any, AsyncIterable, Iterable, List, Optional, Union, cast
+import types
+from typing import Any, AsyncIterable, Generator, Iterable, List, Optional, Union, cast
 
 import msgpack
 
@@ -138,8 +139,33 @@ class Pump:
             return
         if self.task is not None:
             self.task.cancel()  # not started: its body, and so its cleanup, never runs
+        self.arg.context.copy().run(self._close_now)
+
+    def _close_now(self) -> None:
+        """Closes the iterator the pump never read (or that has ended) without a task when that
+        completes at once, as it does for a generator that never started; a close that has to
+        wait goes on in a task. (A task created now might never run, at loop shutdown, and its
+        coroutine would then be reported as never awaited.)"""
+        iterator = self.arg.iterator
+        try:
+            if not self.arg.is_async:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+                return
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is None:
+                return
+            closing = aclose()
+            try:
+                step = closing.send(None)
+            except StopIteration:
+                return
+        except Exception as exc:
+            self._report(exc)
+            return
         if self.loop is not None and not self.loop.is_closed():
-            self.task = self.arg.context.copy().run(self.loop.create_task, self._close())
+            self.task = self.loop.create_task(_finish(closing, step))
 
     # --- the pump ---------------------------------------------------------------------------
 
@@ -262,14 +288,33 @@ class Pump:
                 if close is not None:
                     close()
         except Exception as exc:
-            loop = self.loop
-            if loop is not None:
-                loop.call_exception_handler(
-                    {
-                        "message": "closing an iterator Rust stopped reading raised",
-                        "exception": exc,
-                    }
-                )
+            self._report(exc)
+
+    def _report(self, exc: Exception) -> None:
+        loop = self.loop
+        if loop is not None:
+            loop.call_exception_handler(
+                {"message": "closing an iterator Rust stopped reading raised", "exception": exc}
+            )
+
+
+@types.coroutine
+def _finish(awaitable: Any, pending: Any) -> Generator[Any, Any, None]:
+    """Goes on with ``awaitable`` (a coroutine-like object) whose first step yielded
+    ``pending``, as ``await`` would have: what asyncio sends or throws is passed on."""
+    while True:
+        try:
+            yield pending
+        except BaseException as exc:
+            try:
+                pending = awaitable.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                pending = awaitable.send(None)
+            except StopIteration:
+                return
 
 
 def refuse_pull(object_id: int, obj: Any) -> None:
