@@ -31,10 +31,14 @@ T = TypeVar("T")
 _cancel = lib.affi_task_cancel
 
 
-#: Stages of a call: not started; started (its Future part is live); awaited (its result was
-#: delivered by ``await``, which a coroutine does once); spent (delivered by ``await`` on its
-#: first step, with no Future part at all: the eager path).
-_NEW, _STARTED, _AWAITED, _SPENT = 0, 1, 2, 3
+#: Stages of a call: not started; started (its Future part is live); spent (finished on its
+#: first step when awaited directly, the eager path: its outcome is kept in ``_outcome``, and
+#: it has no Future part).
+_NEW, _STARTED, _SPENT = 0, 1, 2
+_NOT_A_FUTURE = (
+    "this RustCall finished on its first step when awaited and has no future part; await it "
+    "again for its outcome"
+)
 _init_future = Future.__init__
 _cancel_future = Future.cancel
 
@@ -44,20 +48,23 @@ class RustCall(Future[T]):
 
     It is a coroutine in asyncio's eyes: ``await`` it, or pass it to ``asyncio.run`` or
     ``create_task``. Inside a running loop it is also an ``asyncio.Future`` of the call, so
-    ``ensure_future``, ``gather``, ``wait_for``, ``shield``, ``wait`` and ``as_completed`` use it
-    as it is, without wrapping it in a Task (they recognise a future by reading
-    ``_asyncio_future_blocking``; that read starts the call, as creating a Task would).
+    ``ensure_future``, ``gather``, ``wait_for``, ``shield`` and ``as_completed`` use it as it is,
+    without wrapping it in a Task (on Python 3.10+; they recognise a future by reading
+    ``_asyncio_future_blocking``, and that read starts the call, as creating a Task would).
+    ``asyncio.wait`` refuses anything asyncio counts as a coroutine: give it
+    ``create_task(call)``.
 
     Until it starts it is not bound to any loop, and its future methods other than
     ``get_loop``, ``add_done_callback`` and ``cancel`` (which start it, or cancel it unstarted)
-    are not available. Awaited directly, a call whose Rust future is
-    ready on its first poll delivers its value at once and is spent: await it once.
+    are not available. Like a future, it can be awaited again for the same outcome. Awaited
+    directly, a call whose Rust future is ready on its first poll delivers its value at once
+    and never gets a Future part.
 
     Thread safety: use it on one event loop; the Rust future runs on its runtime's threads and
     reports back to that loop only.
     """
 
-    __slots__ = ("_args", "_blocking", "_fn", "_port", "_stage", "_task", "_token")
+    __slots__ = ("_args", "_blocking", "_fn", "_outcome", "_port", "_stage", "_task", "_token")
 
     def __init__(self, fn: Callable[..., int], args: Tuple[Any, ...]) -> None:
         # The asyncio.Future part is initialised when the call starts, on the running loop.
@@ -68,6 +75,7 @@ class RustCall(Future[T]):
         self._port: Optional[Port] = None
         self._token = 0
         self._task = 0
+        self._outcome: Tuple[bool, Any] = (False, None)
 
     # --- the coroutine protocol --------------------------------------------------------------
 
@@ -81,12 +89,14 @@ class RustCall(Future[T]):
         stage = self._stage
         if stage == _NEW:
             return self._start(False)
-        if stage != _STARTED:
-            raise RuntimeError("cannot reuse an already awaited RustCall")
+        if stage == _SPENT:  # awaited again: the same outcome, as for a future
+            ok, value = self._outcome
+            if ok:
+                raise StopIteration(value)
+            raise value
         if not self.done():
             self._blocking = True
             return self
-        self._stage = _AWAITED
         raise StopIteration(self.result())
 
     def send(self, value: None) -> Any:
@@ -119,7 +129,7 @@ class RustCall(Future[T]):
                 return None  # not a future here: asyncio wraps it in a Task when it runs
             self._start(True)
         elif stage == _SPENT:
-            return None  # awaited already: asyncio reports the reuse as for a coroutine
+            return None  # finished without a Future part: asyncio awaits it as a coroutine
         return self._blocking
 
     @_asyncio_future_blocking.setter
@@ -131,7 +141,7 @@ class RustCall(Future[T]):
         if self._stage == _NEW:
             self._start(True)
         elif self._stage == _SPENT:
-            raise RuntimeError("cannot reuse an already awaited RustCall")
+            raise RuntimeError(_NOT_A_FUTURE)
         return super().get_loop()
 
     def add_done_callback(
@@ -142,7 +152,7 @@ class RustCall(Future[T]):
         if self._stage == _NEW:
             self._start(True)
         elif self._stage == _SPENT:
-            raise RuntimeError("cannot reuse an already awaited RustCall")
+            raise RuntimeError(_NOT_A_FUTURE)
         super().add_done_callback(fn, context=context)
 
     def cancel(self, msg: Any = None) -> bool:
@@ -151,12 +161,17 @@ class RustCall(Future[T]):
         if stage == _SPENT:
             return False
         if stage == _NEW:  # never started: nothing runs in Rust
-            self._stage = _STARTED
             self._args = ()
-            _init_future(self, loop=get_running_loop())
+            loop = _get_running_loop()
+            if loop is None:  # no loop to bind the Future part to: awaiting it raises
+                self._stage = _SPENT
+                self._outcome = (False, CancelledError())
+                return True
+            self._stage = _STARTED
+            _init_future(self, loop=loop)
         elif self.done():
             return False
-        self._abandon()
+        self._cancel_rust()
         return _cancel_future(self, msg)
 
     # --- starting the call -------------------------------------------------------------------
@@ -182,7 +197,13 @@ class RustCall(Future[T]):
             if task == 0:  # ready on its first poll: the outcome is here already
                 if not as_future:
                     self._stage = _SPENT
-                    raise StopIteration(port.take_inline(token))
+                    try:
+                        value = port.take_inline(token)
+                    except BaseException as exc:
+                        self._outcome = (False, exc)
+                        raise
+                    self._outcome = (True, value)
+                    raise StopIteration(value)
                 self._stage = _STARTED
                 _init_future(self, loop=loop)
                 try:
@@ -197,7 +218,9 @@ class RustCall(Future[T]):
                 return self._never(loop)
             if not as_future:
                 self._stage = _SPENT
-                raise status_error(task)
+                error = status_error(task)
+                self._outcome = (False, error)
+                raise error
             self._stage = _STARTED
             _init_future(self, loop=loop)
             self.set_exception(status_error(task))
@@ -228,6 +251,13 @@ class RustCall(Future[T]):
         return self
 
     def _abandon(self) -> None:
+        """Cancels the Rust task if it still runs, and the Future part if still pending (for
+        anyone else waiting on the call)."""
+        self._cancel_rust()
+        if self._stage == _STARTED and not self.done():
+            _cancel_future(self)
+
+    def _cancel_rust(self) -> None:
         port = self._port
         if port is not None and port.pending.pop(self._token, None) is not None:
             _cancel(self._task)

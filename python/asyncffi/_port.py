@@ -172,75 +172,86 @@ class Port:
         come for it), so other callbacks and timers keep running.
         """
         buf = self._buf
+        pid = self.id
+        emptied = False
+        try:
+            for _ in range(MAX_BATCHES):
+                n = _drain(pid, buf, BATCH)
+                if n <= 0:
+                    emptied = True
+                    return
+                if self._handle(buf, 0, n):
+                    _release(pid)
+        finally:
+            if not emptied:  # Rust counts on a drain that returns nothing: schedule one
+                self._drain_later()
+
+    def _handle(self, buf: Any, start: int, n: int) -> bool:
+        """Handles completions ``start..n`` of the batch in ``buf``; returns whether they hold
+        payloads to release. Interrupted (KeyboardInterrupt), it still handles the rest of the
+        batch before the exception goes on: no future of it is left unresolved, no request
+        unanswered."""
         pending = self.pending
         streams = self.streams
-        pid = self.id
-        for _ in range(MAX_BATCHES):
-            n = _drain(pid, buf, BATCH)
-            if n <= 0:
-                return
-            held = False
-            i = 0
-            try:
-                for i in range(n):
-                    c = buf[i]
-                    status = c.status
-                    if status >= ITEM:
-                        if status > ITEMS:
-                            held = self._request(c, status) or held
-                            continue
-                        tag = c.tag
-                        inbox = streams.get(c.token)
-                        if inbox is None:  # the stream was closed: free the items
-                            if tag == TAG_OBJECT:
-                                lib.affi_object_free(c.int_value)
-                            held = held or tag >= TAG_BYTES
-                            continue
-                        held = held or (TAG_BYTES <= tag != TAG_OBJECT)
-                        self._items(inbox, c, status)
-                        waiter = inbox.waiter
-                        if waiter is not None:
-                            inbox.waiter = None
-                            if not waiter.done():
-                                waiter.set_result(None)
+        held = False
+        i = start
+        try:
+            for i in range(start, n):
+                c = buf[i]
+                status = c.status
+                if status >= ITEM:
+                    if status > ITEMS:
+                        held = self._request(c, status) or held
                         continue
-                    fut = pending.pop(c.token, None)
                     tag = c.tag
-                    if tag >= TAG_BYTES:
+                    inbox = streams.get(c.token)
+                    if inbox is None:  # the stream was closed: free the items
                         if tag == TAG_OBJECT:
-                            if fut is None:  # abandoned: nobody will wrap the object
-                                lib.affi_object_free(c.int_value)
-                                continue
-                        else:
-                            held = True
-                    if fut is None:
+                            lib.affi_object_free(c.int_value)
+                        held = held or tag >= TAG_BYTES
                         continue
-                    try:
-                        if status == OK and tag == TAG_INT:  # the common case, inline
-                            fut.set_result(c.int_value)
+                    held = held or (TAG_BYTES <= tag != TAG_OBJECT)
+                    self._items(inbox, c, status)
+                    waiter = inbox.waiter
+                    if waiter is not None:
+                        inbox.waiter = None
+                        if not waiter.done():
+                            waiter.set_result(None)
+                    continue
+                fut = pending.pop(c.token, None)
+                tag = c.tag
+                if tag >= TAG_BYTES:
+                    if tag == TAG_OBJECT:
+                        if fut is None:  # abandoned: nobody will wrap the object
+                            lib.affi_object_free(c.int_value)
                             continue
-                        ok, value = self._outcome(c)
-                        if ok:
-                            fut.set_result(value)
-                        elif isinstance(value, asyncio.CancelledError):
-                            fut.cancel()
-                        else:
-                            fut.set_exception(value)
-                    except Exception as exc:
-                        # A value Python cannot rebuild fails that call only; a future already
-                        # cancelled (its task is being cancelled) just stays so.
-                        if not fut.done():
-                            fut.set_exception(exc)
-            except BaseException:
-                # Interrupted mid-batch (KeyboardInterrupt): free what the rest of the batch
-                # carries before the exception goes on.
-                self._abandon(buf, i + 1, n)
-                _release(pid)
-                self._drain_later()  # Rust counts on a drain that returns nothing
-                raise
-            if held:
-                _release(pid)
-        self._drain_later()
+                    else:
+                        held = True
+                if fut is None:
+                    continue
+                try:
+                    if status == OK and tag == TAG_INT:  # the common case, inline
+                        fut.set_result(c.int_value)
+                        continue
+                    ok, value = self._outcome(c)
+                    if ok:
+                        fut.set_result(value)
+                    elif isinstance(value, asyncio.CancelledError):
+                        fut.cancel()
+                    else:
+                        fut.set_exception(value)
+                except Exception as exc:
+                    # A value Python cannot rebuild fails that call only; a future already
+                    # cancelled (its task is being cancelled) just stays so.
+                    if not fut.done():
+                        fut.set_exception(exc)
+        except BaseException:
+            try:
+                self._handle(buf, i + 1, n)
+            finally:
+                _release(self.id)
+            raise
+        return held
 
     def _drain_later(self) -> None:
         loop = self.loop_ref()
@@ -282,15 +293,6 @@ class Port:
         if ok:
             return value
         raise value
-
-    def _abandon(self, buf: Any, start: int, stop: int) -> None:
-        """Frees the objects the rest of an interrupted batch carries."""
-        for j in range(start, stop):
-            c = buf[j]
-            if c.tag == TAG_OBJECT and c.status <= ITEM:  # (batches of items hold no objects)
-                if c.status != ITEM:
-                    self.pending.pop(c.token, None)
-                lib.affi_object_free(c.int_value)
 
     def _error(self, fields: List[Any]) -> BaseException:
         """The exception for an error outcome: the original Python exception if the error came

@@ -69,6 +69,7 @@ fn local() -> MutexGuard<'static, BTreeMap<u64, Entry>> {
 
 /// Step 1: files task `task` (bound to `port`) and queues its first poll.
 pub(crate) fn start(task: u64, port: Arc<Port>, future: LocalFuture) {
+    let closed = port.clone();
     let waker = Arc::new(PollRequest {
         port,
         task,
@@ -81,6 +82,15 @@ pub(crate) fn start(task: u64, port: Arc<Port>, future: LocalFuture) {
             waker: waker.clone(),
         },
     );
+    if closed.is_closed() {
+        // The port closed before the insert, so its `drop_port` sweep missed this task (a
+        // sweep after the insert finds it): drop it here, as nothing would ever poll it.
+        let entry = local().remove(&task);
+        let context = Runtime::Tokio.enter();
+        let _ = catching(move || drop(entry));
+        drop(context);
+        return;
+    }
     waker.wake_by_ref();
 }
 
