@@ -329,3 +329,16 @@ def test_an_interrupt_in_the_middle_of_a_drain_loses_nothing(
         for c in calls:
             c.cancel()
         loop.close()
+
+
+async def test_an_argument_the_c_function_refuses_fails_the_call_each_time() -> None:
+    from asyncffi._loader import lib
+
+    call: Any = asyncffi.RustCall(lib.affi_demo_add, ("not an int", 2))
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            await call
+    fut: Any = asyncio.ensure_future(asyncffi.RustCall(lib.affi_demo_add, ("x", 2)))
+    assert fut.done()
+    with pytest.raises(TypeError):
+        fut.result()

@@ -499,6 +499,34 @@ async def test_an_iterator_released_before_its_first_item_is_closed() -> None:
     assert closes == 20
 
 
+async def test_an_aclose_that_waits_still_completes_after_release() -> None:
+    events: List[str] = []
+
+    class Source:
+        def __aiter__(self) -> Source:
+            return self
+
+        async def __anext__(self) -> int:
+            await asyncio.sleep(1)
+            return 1
+
+        async def aclose(self) -> None:
+            events.append("aclose start")
+            await asyncio.sleep(0.01)
+            events.append("aclose done")
+
+    task = asyncio.ensure_future(demo.sum_stream(Source()))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if len(events) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert events == ["aclose start", "aclose done"]
+
+
 async def test_a_failed_start_takes_back_what_it_lent() -> None:
     from asyncffi._port import current_port
 

@@ -188,10 +188,10 @@ class RustCall(Future[T]):
         token = next(port.tokens)
         try:
             task = self._fn(port.id, token, *self._prepare(port))
-        except BaseException:
+        except Exception as exc:  # cffi refused an argument
             self._failed(port)
             self._args = ()
-            raise
+            return self._fail(loop, exc, as_future)
         self._args = ()
         if task <= 0:
             if task == 0:  # ready on its first poll: the outcome is here already
@@ -216,15 +216,7 @@ class RustCall(Future[T]):
             self._failed(port)
             if state.shut_down:
                 return self._never(loop)
-            if not as_future:
-                self._stage = _SPENT
-                error = status_error(task)
-                self._outcome = (False, error)
-                raise error
-            self._stage = _STARTED
-            _init_future(self, loop=loop)
-            self.set_exception(status_error(task))
-            return self
+            return self._fail(loop, status_error(task), as_future)
         self._stage = _STARTED
         _init_future(self, loop=loop)
         port.pending[token] = self
@@ -232,6 +224,18 @@ class RustCall(Future[T]):
         self._token = token
         self._task = task
         self._blocking = True
+        return self
+
+    def _fail(self, loop: AbstractEventLoop, error: Exception, as_future: bool) -> RustCall[T]:
+        """The call could not start: raises ``error`` (awaited directly; awaiting again raises
+        it again), or returns the call as a future that failed with it."""
+        if not as_future:
+            self._stage = _SPENT
+            self._outcome = (False, error)
+            raise error
+        self._stage = _STARTED
+        _init_future(self, loop=loop)
+        self.set_exception(error)
         return self
 
     def _prepare(self, port: Port) -> Tuple[Any, ...]:

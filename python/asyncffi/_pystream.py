@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import types
 from typing import Any, AsyncIterable, Generator, Iterable, List, Optional, Union, cast
 
 import msgpack
@@ -101,7 +100,7 @@ class Pump:
         self.loop: Optional[asyncio.AbstractEventLoop] = port.loop_ref()
         self.credit = 0
         self.batch: List[Any] = []
-        self.task: Optional[asyncio.Future[None]] = None
+        self.task: Optional[asyncio.Task[None]] = None
         self.wakeup: Optional[asyncio.Future[None]] = None
         self.flush_scheduled = False
         #: The Rust side has what it will get: the end was sent, or it stopped reading.
@@ -137,8 +136,8 @@ class Pump:
             # else it stops by itself at its next step (not interrupting the iterator, which
             # may be in its own cleanup) and closes the iterator then
             return
-        if self.task is not None:
-            self.task.cancel()  # not started: its body, and so its cleanup, never runs
+        if task is not None and not self.started:
+            task.cancel()  # not started: its body, and so its cleanup, never runs
         self.arg.context.copy().run(self._close_now)
 
     def _close_now(self) -> None:
@@ -298,8 +297,7 @@ class Pump:
             )
 
 
-@types.coroutine
-def _finish(awaitable: Any, pending: Any) -> Generator[Any, Any, None]:
+def _go_on(awaitable: Any, pending: Any) -> Generator[Any, Any, None]:
     """Goes on with ``awaitable`` (a coroutine-like object) whose first step yielded
     ``pending``, as ``await`` would have: what asyncio sends or throws is passed on."""
     while True:
@@ -315,6 +313,22 @@ def _finish(awaitable: Any, pending: Any) -> Generator[Any, Any, None]:
                 pending = awaitable.send(None)
             except StopIteration:
                 return
+
+
+class _Resumed:
+    __slots__ = ("awaitable", "pending")
+
+    def __init__(self, awaitable: Any, pending: Any) -> None:
+        self.awaitable = awaitable
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return _go_on(self.awaitable, self.pending)
+
+
+async def _finish(awaitable: Any, pending: Any) -> None:
+    """A task's coroutine for ``_go_on`` (asyncio tasks take native coroutines only)."""
+    await _Resumed(awaitable, pending)
 
 
 def refuse_pull(object_id: int, obj: Any) -> None:
