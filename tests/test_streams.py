@@ -8,12 +8,38 @@ import asyncio
 import contextlib
 import contextvars
 import gc
-from typing import Any, AsyncIterator, Iterator, List
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List
 
 import asyncffi
 import pytest
 from asyncffi import demo
 from conftest import run_python, wait_for_stat, wait_until_idle
+
+
+async def until(condition: Callable[[], object], timeout: float = 1.0) -> None:
+    """Waits (on the loop) until ``condition()`` holds, at most ``timeout`` seconds; the
+    assertion that follows says what was expected."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+
+class SlowSource:
+    """An async iterator whose items take a second, and whose ``aclose`` runs ``on_close``."""
+
+    def __init__(self, on_close: Callable[[], Awaitable[None]]) -> None:
+        self.on_close = on_close
+
+    def __aiter__(self) -> SlowSource:
+        return self
+
+    async def __anext__(self) -> int:
+        await asyncio.sleep(1)
+        return 1
+
+    async def aclose(self) -> None:
+        await self.on_close()
+
 
 # --- Rust -> Python ------------------------------------------------------------------------
 
@@ -264,10 +290,7 @@ async def test_dropping_the_stream_runs_the_generators_finally(runtime: str, wak
 
     assert await demo.take(guarded(), 3, runtime=runtime) == [0, 1, 2]
     await wait_for_stat("live_py_streams", 0)
-    for _ in range(100):
-        if events:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: events)
     assert events == ["finally"]
 
 
@@ -291,10 +314,7 @@ async def test_cancelling_the_rust_reader_closes_a_waiting_generator(runtime: st
     with pytest.raises(asyncio.CancelledError):
         await task
     await wait_for_stat("live_py_streams", 0)
-    for _ in range(100):
-        if "finally" in events:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: "finally" in events)
     assert events == ["cancelled", "finally"]
 
 
@@ -366,10 +386,7 @@ async def test_a_sync_generator_is_closed_when_rust_drops_it() -> None:
 
     assert await demo.take(gen(), 5, prefetch=8) == [0, 1, 2, 3, 4]
     await wait_for_stat("live_py_streams", 0)
-    for _ in range(100):
-        if events:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: events)
     assert events == ["closed"]
 
 
@@ -410,10 +427,7 @@ async def test_an_unsendable_item_lets_the_iterators_cleanup_finish() -> None:
 
     with pytest.raises(TypeError):
         await demo.sum_stream(gen())
-    for _ in range(100):
-        if events:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: events)
     assert events == ["cleanup finished"]
 
 
@@ -473,57 +487,35 @@ async def test_a_huge_prefetch_does_not_block_the_loop() -> None:
 async def test_an_iterator_released_before_its_first_item_is_closed() -> None:
     closes = 0
 
-    class Source:
-        def __aiter__(self) -> Source:
-            return self
-
-        async def __anext__(self) -> int:
-            await asyncio.sleep(1)
-            return 1
-
-        async def aclose(self) -> None:
-            nonlocal closes
-            closes += 1
+    async def count_close() -> None:
+        nonlocal closes
+        closes += 1
 
     for _ in range(20):
-        task = asyncio.ensure_future(demo.sum_stream(Source()))
+        task = asyncio.ensure_future(demo.sum_stream(SlowSource(count_close)))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     await wait_for_stat("live_py_streams", 0)
-    for _ in range(100):
-        if closes == 20:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: closes == 20)
     assert closes == 20
 
 
 async def test_an_aclose_that_waits_still_completes_after_release() -> None:
     events: List[str] = []
 
-    class Source:
-        def __aiter__(self) -> Source:
-            return self
+    async def slow_close() -> None:
+        events.append("aclose start")
+        await asyncio.sleep(0.01)
+        events.append("aclose done")
 
-        async def __anext__(self) -> int:
-            await asyncio.sleep(1)
-            return 1
-
-        async def aclose(self) -> None:
-            events.append("aclose start")
-            await asyncio.sleep(0.01)
-            events.append("aclose done")
-
-    task = asyncio.ensure_future(demo.sum_stream(Source()))
+    task = asyncio.ensure_future(demo.sum_stream(SlowSource(slow_close)))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
-        if len(events) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: len(events) == 2)
     assert events == ["aclose start", "aclose done"]
 
 

@@ -125,6 +125,21 @@ pub struct AffiCompletion {
     pub len: usize,
 }
 
+impl Default for AffiCompletion {
+    /// A blank completion, to fill a drain buffer with.
+    fn default() -> Self {
+        AffiCompletion {
+            token: 0,
+            status: -1,
+            tag: 0,
+            int_value: 0,
+            float_value: 0.0,
+            data: std::ptr::null(),
+            len: 0,
+        }
+    }
+}
+
 /// A heap payload; counted in `live_values` from creation to drop.
 pub struct Buffer(Vec<u8>);
 

@@ -53,21 +53,11 @@ fn open(wake: AffiWake) -> u64 {
     id as u64
 }
 
-const EMPTY: AffiCompletion = AffiCompletion {
-    token: 0,
-    status: -1,
-    tag: 0,
-    int_value: 0,
-    float_value: 0.0,
-    data: std::ptr::null(),
-    len: 0,
-};
-
 /// Drains `port` until `n` completions arrived or `timeout` passed.
 fn drain_n(port: u64, n: usize, timeout: Duration) -> Vec<AffiCompletion> {
     let deadline = Instant::now() + timeout;
     let mut got = Vec::new();
-    let mut buf = [EMPTY; 16];
+    let mut buf = [AffiCompletion::default(); 16];
     while got.len() < n && Instant::now() < deadline {
         // SAFETY: `buf` holds 16 writable completions.
         let k = unsafe { affi_port_drain(port, buf.as_mut_ptr(), buf.len()) };
@@ -236,7 +226,7 @@ fn closing_a_port_cancels_its_tasks_and_refuses_use() {
         assert!(wait_for(flag, Duration::from_secs(2)));
     }
     assert_eq!(affi_port_close(port), AffiStatus::ErrClosed as i32);
-    let mut buf = [EMPTY; 1];
+    let mut buf = [AffiCompletion::default(); 1];
     // SAFETY: `buf` holds one writable completion.
     assert_eq!(
         unsafe { affi_port_drain(port, buf.as_mut_ptr(), 1) },
@@ -293,7 +283,7 @@ fn bad_handles_and_arguments_are_errors() {
 /// Drains until a completion with `status` arrives; returns it.
 fn next_with_status(port: u64, status: i32) -> AffiCompletion {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut buf = [EMPTY; 1];
+    let mut buf = [AffiCompletion::default(); 1];
     while Instant::now() < deadline {
         // SAFETY: `buf` holds one writable completion.
         let k = unsafe { affi_port_drain(port, buf.as_mut_ptr(), 1) };
@@ -472,7 +462,7 @@ fn ready_futures_are_delivered_inline_without_a_task_or_a_wake() {
         })
         .unwrap();
         assert_eq!(task, 0, "ready on the first poll: no task");
-        let mut out = EMPTY;
+        let mut out = AffiCompletion::default();
         // SAFETY: `out` is a writable completion.
         assert_eq!(unsafe { affi_port_take_inline(port, 1, &mut out) }, 0);
         assert_eq!(
@@ -489,7 +479,7 @@ fn ready_futures_are_delivered_inline_without_a_task_or_a_wake() {
     }
     let panicked = spawn(Runtime::Tokio, port, 2, async { panic!("at once") }).unwrap();
     assert_eq!(panicked, 0);
-    let mut out = EMPTY;
+    let mut out = AffiCompletion::default();
     // SAFETY: `out` is a writable completion; an outcome is only handed to its own call.
     assert_eq!(
         unsafe { affi_port_take_inline(port, 3, &mut out) },

@@ -72,19 +72,9 @@ fn close(port: u64) {
     Port::close(port).unwrap();
 }
 
-const EMPTY: AffiCompletion = AffiCompletion {
-    token: 0,
-    status: -1,
-    tag: 0,
-    int_value: 0,
-    float_value: 0.0,
-    data: std::ptr::null(),
-    len: 0,
-};
-
 /// Everything queued on `port` now (up to 256), as Python's drain reads it.
 fn drain(port: u64) -> Vec<AffiCompletion> {
-    let mut buf = [EMPTY; 256];
+    let mut buf = [AffiCompletion::default(); 256];
     let n = Port::get(port).unwrap().drain(&mut buf);
     buf[..n].to_vec()
 }
@@ -107,7 +97,7 @@ fn arrivals(port: u64, wait: Duration) -> Vec<AffiCompletion> {
 
 /// The next completion on `port`, waiting up to 5 s for it.
 fn next_completion(port: u64) -> AffiCompletion {
-    let mut buf = [EMPTY; 1];
+    let mut buf = [AffiCompletion::default(); 1];
     let arrived = eventually(Duration::from_secs(5), || {
         Port::get(port).unwrap().drain(&mut buf) == 1
     });
