@@ -5,6 +5,9 @@ bare-asyncio floor, on the same machine, same Python, same run.
     python benchmarks/run.py --quick    # small sizes, one repeat: proves it works (CI)
     python benchmarks/run.py --only stream   # only the scenarios named so; prints, writes nothing
 
+Systems with ``trio`` in their name run the scenarios under ``trio.run`` (concurrent calls as
+one nursery task each); the memory and scale scenarios are asyncio's only.
+
 Each (system, scenario) pair runs in a fresh interpreter (asyncffi's configuration is fixed per
 process) and reports the median of its repeats. The table is printed and written to
 ``benchmarks/results/`` as Markdown and JSON, with a chart of ops/s (PNG) when matplotlib is
@@ -25,7 +28,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Dict, List, Optional
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+)
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -55,6 +68,9 @@ SYSTEMS = [
     System("asyncffi threadsafe tokio-ct", "asyncffi", flavor="current_thread"),
     System("asyncffi threadsafe async-std", "asyncffi", runtime="async-std"),
     System("asyncffi threadsafe tokio uvloop", "asyncffi", loop="uvloop"),
+    System("trio floor", "floor", loop="trio"),
+    System("asyncffi threadsafe tokio trio", "asyncffi", loop="trio"),
+    System("asyncffi fd tokio trio", "asyncffi", wake="fd", loop="trio"),
     System("asyncffi threadsafe loop", "asyncffi", runtime="loop"),
     System("asyncffi fd loop", "asyncffi", wake="fd", runtime="loop"),
     System("pyo3-async-runtimes", "peer"),
@@ -76,7 +92,15 @@ class Calls:
         self.stream_out: Optional[Callable[[int], AsyncIterator[int]]] = None
         #: Natively sums what a Python async iterator yields (Python -> Rust).
         self.stream_in: Optional[Callable[[AsyncIterable[int]], Awaitable[int]]] = None
-        if system.kind == "floor":
+        if system.kind == "floor" and system.loop == "trio":
+            import trio
+
+            # A task switch through trio's scheduler: what any trio await that waits costs.
+            self.trivial = trio.lowlevel.checkpoint
+            self.sleep = trio.sleep
+            self.stream_out = _count
+            self.stream_in = _sum_in_python
+        elif system.kind == "floor":
 
             def trivial() -> Awaitable[Any]:
                 loop = asyncio.get_running_loop()
@@ -133,6 +157,22 @@ async def _identity(i: int) -> int:
     return i
 
 
+async def _gather(awaitables: Iterable[Awaitable[Any]]) -> None:
+    """``asyncio.gather``, or under trio a nursery with one task per awaitable."""
+    if asyncio._get_running_loop() is not None:
+        await asyncio.gather(*awaitables)
+        return
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        for awaitable in awaitables:
+            nursery.start_soon(_await, awaitable)
+
+
+async def _await(awaitable: Awaitable[Any]) -> None:
+    await awaitable
+
+
 async def _count(n: int) -> AsyncIterator[int]:
     for i in range(n):
         yield i
@@ -153,9 +193,11 @@ def _rss_bytes() -> int:
 async def _thread_floor(n: int) -> None:
     """A plain Rust thread completes ``n`` futures through a completion port (fd wake): the
     cheapest cross-thread completion, with no runtime and no task in between."""
+    from asyncffi import demo
     from asyncffi._errors import check
-    from asyncffi._loader import lib
-    from asyncffi._port import current_port
+    from asyncffi._loader import ffi, lib
+
+    current_port = demo.library.current_port
 
     loop = asyncio.get_running_loop()
     port = current_port()
@@ -167,7 +209,11 @@ async def _thread_floor(n: int) -> None:
         futures.append(fut)
     for _ in range(n - 1):  # keep the port's tokens ahead of the ones used here
         next(port.tokens)
-    check(lib.affi_bench_complete_from_thread(port.id, first, n))
+    out = ffi.new("AffiCompletion *")
+    complete = demo.library.manifest_functions.asyncffi_native_bench_complete_from_thread
+    check(complete(port.id, first, n, out), lib)
+    if out.status != lib.AFFI_OUTCOME_OK:
+        raise RuntimeError("bench_complete_from_thread failed")
     await asyncio.gather(*futures)
 
 
@@ -177,7 +223,7 @@ async def gather_trivial(calls: Calls, n: int) -> float:
         await calls.many(n)
     else:
         assert calls.trivial is not None
-        await asyncio.gather(*(calls.trivial() for _ in range(n)))
+        await _gather(calls.trivial() for _ in range(n))
     return time.perf_counter() - start
 
 
@@ -192,7 +238,7 @@ async def sequential_trivial(calls: Calls, n: int) -> float:
 async def gather_sleep(calls: Calls, n: int) -> float:
     assert calls.sleep is not None
     start = time.perf_counter()
-    await asyncio.gather(*(calls.sleep(0.001) for _ in range(n)))
+    await _gather(calls.sleep(0.001) for _ in range(n))
     return time.perf_counter() - start
 
 
@@ -322,6 +368,14 @@ def worker(system_name: str, scenario_name: str, n: int, repeats: int) -> Dict[s
     needs = "many" if calls.many is not None and scenario.run is gather_trivial else scenario.needs
     if getattr(calls, needs) is None:
         return {"skipped": "no equivalent"}
+    if system.loop == "trio":
+        if scenario.memory or scenario.once:
+            return {"skipped": "asyncio only"}
+        import trio
+
+        trio.run(scenario.run, calls, max(1, min(n // 10, 10_000)))  # warm-up
+        samples = [trio.run(scenario.run, calls, n) / n for _ in range(repeats)]
+        return {"per_op": statistics.median(samples) * 1e6, "samples": samples, "n": n}
     if system.loop == "uvloop":
         import uvloop
 

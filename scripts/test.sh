@@ -1,23 +1,126 @@
 #!/usr/bin/env bash
-# Installs asyncffi with its test and lint tools, then runs every check: the C headers and the
-# cffi module match the Rust code, Rust lints and tests (without Python), Python lints, and the
-# pytest suite against the installed package. Works on a fresh machine with Rust and Python.
+# Runs every check: the C headers and the cffi module match the Rust code, Rust lints and tests
+# (without Python), Python lints, the benchmark in quick mode, and the pytest suite on every
+# interpreter asyncffi supports, each in its own venv with the one wheel built here installed.
+#
+# Needs Rust (cargo) and a Python 3.9+ with pip as `python` (it builds the wheel and runs the
+# lints), plus the interpreters the suite runs on: by default CPython 3.9, 3.10, 3.11, 3.12,
+# 3.13 and PyPy 3 (`pypy3`), all required. Each entry of ASYNCFFI_PYTHONS is a version ("3.9":
+# ~/.pyenv/versions/3.9.*/bin/python, else python3.9 on PATH), "pypy3", or a path:
+#
+#   scripts/test.sh                              # the full matrix (what CI runs)
+#   ASYNCFFI_PYTHONS="3.11" scripts/test.sh      # only the interpreters this machine has
+#   scripts/test.sh -k cancel                    # extra arguments go to every pytest run
+#
+# ASYNCFFI_JOBS (default 2) suites run at a time. Logs, venvs and the wheel are kept under
+# ASYNCFFI_WORK (default: a new temporary directory, printed at the start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 
 CBINDGEN_VERSION=0.29.4
+ZIGLANG=ziglang==0.17.1 # zig as maturin's linker; the same in scripts/wheels.sh
+PYTHONS=${ASYNCFFI_PYTHONS:-3.9 3.10 3.11 3.12 3.13 pypy3}
+JOBS=${ASYNCFFI_JOBS:-2}
+STRESS_PYTHON=3.11 # the one interpreter the stress suite runs on
+WORK=${ASYNCFFI_WORK:-$(mktemp -d -t asyncffi-test.XXXXXX)}
+mkdir -p "$WORK"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+START=$SECONDS
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== [%d s] %s\n' "$((SECONDS - START))" "$*"; }
+
+# The interpreter an ASYNCFFI_PYTHONS entry names, or nothing.
+find_python() {
+    local want=$1 found
+    case "$want" in
+    */*) [ -x "$want" ] && echo "$want" ;;
+    pypy*) command -v "$want" || true ;;
+    *)
+        found=$(ls -d "$HOME"/.pyenv/versions/"$want".*/bin/python 2>/dev/null | sort -V | tail -n 1)
+        [ -n "$found" ] && echo "$found" || command -v "python$want" || true
+        ;;
+    esac
+}
+
+step "interpreters for the test suite (ASYNCFFI_PYTHONS=\"$PYTHONS\"), work directory $WORK"
+declare -a SUITE_PYTHONS=()
+missing=()
+for want in $PYTHONS; do
+    exe=$(find_python "$want")
+    if [ -z "$exe" ]; then
+        missing+=("$want")
+        continue
+    fi
+    SUITE_PYTHONS+=("$exe")
+    echo "$want: $exe ($("$exe" -c 'import sys; print(sys.version.split()[0], sys.implementation.name)'))"
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    cat >&2 <<EOF
+missing interpreter(s): ${missing[*]}
+  CPython: pyenv install <version> (found under ~/.pyenv/versions/), or python3.X on PATH;
+  PyPy: apt-get install pypy3. CI needs them all; on a machine without some of them, choose
+  what runs with ASYNCFFI_PYTHONS, e.g. ASYNCFFI_PYTHONS="3.11" scripts/test.sh
+EOF
+    exit 1
+fi
 
 step "install cbindgen $CBINDGEN_VERSION (generates the C headers)"
+export PATH="$HOME/.cargo/bin:$PATH"
 if ! cbindgen --version 2>/dev/null | grep -q "$CBINDGEN_VERSION"; then
     cargo install cbindgen --version "$CBINDGEN_VERSION" --locked --quiet
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
 
-step "install asyncffi (release build of the cdylib) with test and lint tools"
-python -m pip install --quiet --upgrade pip
-python -m pip install --quiet ".[test,lint]"
+step "build the wheel once, as it ships: manylinux2014 (zig links against glibc 2.17's symbols)"
+# The same command as scripts/wheels.sh, so the suite below tests the wheel that ships; auditwheel
+# checks that it is the manylinux2014 wheel its name claims.
+python -m pip install --quiet "maturin>=1.5,<2" "cffi>=1.15" "$ZIGLANG" auditwheel
+rm -rf "$WORK/dist"
+ARCH=$(uname -m)
+python -m maturin build --release --quiet --zig --compatibility manylinux2014 \
+    --target "$ARCH-unknown-linux-gnu" --out "$WORK/dist"
+WHEEL=$(ls "$WORK"/dist/asyncffi-*.whl)
+echo "$WHEEL"
+python -m auditwheel show --json "$WHEEL" | python -c '
+import json, sys
+info, want = json.load(sys.stdin), "manylinux_2_17_" + sys.argv[1]
+print("auditwheel:", info["overall_tag"], "external libraries:", sorted(info["external_libs"]) or "none")
+sys.exit(info["overall_tag"] != want or bool(info["external_libs"]))
+' "$ARCH"
+python -m pip install --quiet --force-reinstall --no-deps "$WHEEL"
+python -m pip install --quiet "$WHEEL[lint]"
+
+step "build the test library once (rust/testlib, release): the suites load it next to the built-ins"
+(cd rust && cargo build --release --quiet -p asyncffi-testlib)
+ASYNCFFI_TESTLIB="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release/libasyncffi_testlib.so"
+[ -f "$ASYNCFFI_TESTLIB" ] || { echo "the test library was not built at $ASYNCFFI_TESTLIB" >&2; exit 1; }
+export ASYNCFFI_TESTLIB
+echo "$ASYNCFFI_TESTLIB"
+
+# --- examples/store: the library an outside author writes with asyncffi ----------------------
+step "examples/store: lints, its wheel built once (sharing the test library's target), installed"
+# Its own workspace and Cargo.lock, built into the same target directory so that the crates it
+# shares with the test library are compiled once. tests/test_example_store.py imports the package
+# from ASYNCFFI_EXAMPLE_STORE (and fails if it is not there).
+(cd examples/store && cargo fmt --check \
+    && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" cargo clippy --release \
+        --all-targets --quiet -- -D warnings)
+ruff check examples && ruff format --check examples
+rm -rf "$WORK/dist-store" "$WORK/example-store"
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m maturin build --release \
+    --quiet -m examples/store/Cargo.toml --out "$WORK/dist-store"
+python -m pip install --quiet --no-deps --target "$WORK/example-store" "$WORK"/dist-store/store-*.whl
+export ASYNCFFI_EXAMPLE_STORE="$WORK/example-store"
+echo "$ASYNCFFI_EXAMPLE_STORE"
+
+step "build the example Rust program and its asyncffi::testing tests once (examples/rust-app), lint them"
+(cd examples/rust-app && export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" \
+    && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings \
+    && cargo build --release --quiet && cargo test --release --no-run --quiet)
+ASYNCFFI_RUST_APP="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release/rust-app"
+[ -f "$ASYNCFFI_RUST_APP" ] || { echo "the example was not built at $ASYNCFFI_RUST_APP" >&2; exit 1; }
+export ASYNCFFI_RUST_APP
+echo "$ASYNCFFI_RUST_APP"
 
 step "C headers and _ffi.py match the Rust code"
 python build_ffi.py --check
@@ -25,51 +128,184 @@ python build_ffi.py --check
 step "Rust: fmt, clippy, tests (no Python involved)"
 (cd rust && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings \
     && cargo test --release --quiet)
+# The core's feature testing (and python, which it implies): lints and unit tests, no Python.
+(cd rust && cargo clippy --release --all-targets --quiet --features asyncffi/testing -- -D warnings \
+    && cargo test --release --quiet -p asyncffi --lib --features testing -- python:: testing::)
 
 step "Python: ruff, mypy"
 ruff check python tests build_ffi.py
 ruff format --check python tests build_ffi.py
 mypy
 
-step "the same wheel on PyPy: install it and run the demo with both wake strategies"
-if command -v pypy3 >/dev/null; then
-    python -m pip install --quiet "maturin>=1.5,<2"
-    work=$(mktemp -d)
-    python -m maturin build --release --quiet --out "$work/dist"
-    pypy3 -m venv "$work/venv"
-    "$work/venv/bin/python" -m pip install --quiet "$work"/dist/asyncffi-*.whl
-    for wake in threadsafe fd; do
-        "$work/venv/bin/python" -m asyncffi demo --wake "$wake" > "$work/out" 2> "$work/err" \
-            || { cat "$work/out" "$work/err"; exit 1; }
-        if [ -s "$work/err" ]; then cat "$work/err"; exit 1; fi
-        if ! grep -q "round-trips" "$work/out" || ! grep -q "live_tasks': 0" "$work/out"; then
-            cat "$work/out"
-            exit 1
-        fi
-        echo "PyPy demo (wake=$wake): ok"
-    done
-    rm -rf "$work"
-elif [ -n "${ASYNCFFI_REQUIRE_PYPY:-}" ]; then
-    echo "pypy3 is required here but not installed" >&2
-    exit 1
-else
-    echo "pypy3 is not installed: PyPy check not run (apt-get install pypy3; CI installs it)"
-fi
+# --- the test suite on every interpreter ------------------------------------------------------
+
+# The venv for one interpreter, with the wheel and its test extra (reused once made): prints
+# its python. The suite runs from this checkout, so tests/ is the repository's.
+suite_venv() {
+    local exe=$1 name venv
+    name=$(suite_name "$exe")
+    venv="$WORK/venv-$name"
+    if [ ! -x "$venv/bin/python" ]; then
+        "$exe" -m venv "$venv" >&2
+        "$venv/bin/python" -m pip install --quiet "$WHEEL[test]" >&2
+    fi
+    echo "$venv/bin/python"
+}
+
+# What a suite ran on: the interpreter's version and its pytest-asyncio.
+ABOUT='import sys, importlib.metadata as m
+print("Python", sys.version.split()[0], "pytest-asyncio", m.version("pytest-asyncio"))'
+
+# cpython3.11, pypy3.9, ...: one word, used in file names and in the result lines.
+suite_name() {
+    "$1" -c 'import sys; print("%s%d.%d" % ((sys.implementation.name,) + sys.version_info[:2]))'
+}
+
+# Runs pytest in the interpreter's venv; writes <name>.log, <name>.xml and <name>.result (the
+# result line: "<name>: N passed, N failed, N skipped", and why it failed if it did).
+run_suite() {
+    local exe=$1 name py status=0 began=$SECONDS
+    shift
+    name=$(suite_name "$exe")
+    {
+        py=$(suite_venv "$exe") && "$py" -c "$ABOUT" >"$WORK/$name.about" && "$py" -m pytest -q -p no:cacheprovider -m "not stress and not interrupts" \
+            --junitxml="$WORK/$name.xml" "$@"
+    } >"$WORK/$name.log" 2>&1 || status=$?
+    result_line "$name" "$status" >"$WORK/$name.result"
+    echo "$((SECONDS - began))" >"$WORK/$name.seconds"
+}
+
+# "<name>: N passed, N failed, N skipped" from the junit report; exit status 5 (no test ran),
+# any other non-zero status, or no report at all count as a failure.
+result_line() {
+    python - "$WORK/$1.xml" "$1" "$2" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+
+path, name, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    suites = ET.parse(path).getroot()
+    suite = suites if suites.tag == "testsuite" else suites.find("testsuite")
+    count = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+except (OSError, ET.ParseError, AttributeError):
+    count = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+failed = count["failures"] + count["errors"]
+passed = count["tests"] - failed - count["skipped"]
+why = ""
+if status == 5 or count["tests"] == 0:
+    failed, why = max(failed, 1), "  (no test ran)"
+elif status != 0 and failed == 0:
+    failed, why = 1, f"  (pytest exited with status {status})"
+print(f"{name}: {passed} passed, {failed} failed, {count['skipped']} skipped{why}")
+EOF
+}
+
+# Prints a finished suite's result line, its skip reasons, and on failure the end of its log.
+report_suite() {
+    local name=$1
+    cat "$WORK/$name.result"
+    echo "    ($(cat "$WORK/$name.about" 2>/dev/null); venv and suite in $(cat "$WORK/$name.seconds") s)"
+    grep -E '^SKIPPED ' "$WORK/$name.log" | sed 's/^/    /' || true
+    if ! grep -q ' 0 failed,' "$WORK/$name.result"; then
+        echo "    --- $WORK/$name.log, from pytest's summary on:"
+        sed -n '/short test summary info/,$p' "$WORK/$name.log" | grep -v '^SKIPPED ' \
+            | tail -n 60 | sed 's/^/    /'
+        [ -n "$(sed -n '/short test summary info/,$p' "$WORK/$name.log")" ] \
+            || tail -n 30 "$WORK/$name.log" | sed 's/^/    /'
+    fi
+}
+
+step "pytest on ${#SUITE_PYTHONS[@]} interpreter(s), $JOBS at a time, against the installed wheel"
+# The package lives in python/, which is not on sys.path: the installed wheel is tested.
+declare -a NAMES=()
+running=0
+for exe in "${SUITE_PYTHONS[@]}"; do
+    NAMES+=("$(suite_name "$exe")")
+    if [ "$running" -ge "$JOBS" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    run_suite "$exe" "$@" &
+    running=$((running + 1))
+done
+wait || true
+for name in "${NAMES[@]}"; do
+    report_suite "$name"
+done
+
+# --- further checks on one interpreter ----------------------------------------------------------
+
+# Runs a check with the stress interpreter's test venv first on PATH (its `python` has the wheel
+# and the test tools); only when that interpreter is in the matrix.
+with_stress_python() {
+    local exe
+    exe=$(find_python "$STRESS_PYTHON")
+    if [ -z "$exe" ] || ! printf '%s\n' "${SUITE_PYTHONS[@]}" | grep -qxF "$exe"; then
+        echo "Python $STRESS_PYTHON is not among ASYNCFFI_PYTHONS: not run"
+        return 0
+    fi
+    PATH="$(dirname "$(suite_venv "$exe")"):$PATH" "$@"
+}
+
+FAILED_STEPS=()
+step "stress suite and the KeyboardInterrupt sweep, once, on Python $STRESS_PYTHON"
+stress() {
+    local status=0
+    # Each swept point is bounded (ASYNCFFI_INTERRUPT_BOUND, 60 s): a hang fails with stacks.
+    python -m pytest -q -p no:cacheprovider -m "stress or interrupts" tests/stress \
+        tests/test_interrupts.py || status=$?
+    [ "$status" -eq 5 ] && echo "pytest collected no stress test: failing" >&2
+    return "$status"
+}
+with_stress_python stress || FAILED_STEPS+=("stress suite")
+
+step "the Redis example (examples/redis): its wheel (release), cargo test, its suite against redis-server on Python $STRESS_PYTHON"
+# Its tests start their own redis-server (Debian's package; .ci/run installs it) and fail,
+# rather than skip, when it or the example's package is missing. No clippy here: on a clean
+# target it costs about 100 s more (its checks share nothing with the build); run it by hand.
+redis_example_suite() {
+    local status=0
+    python -m pip install --quiet --force-reinstall --no-deps "$WORK"/dist-redis/asyncffi_redis-*.whl \
+        && python -m pytest -q -p no:cacheprovider examples/redis/tests || status=$?
+    [ "$status" -eq 5 ] && echo "pytest collected no test of the Redis example: failing" >&2
+    return "$status"
+}
+redis_example() {
+    rm -rf "$WORK/dist-redis"
+    (cd examples/redis && cargo fmt --check) \
+        && python -m maturin build --release --quiet -m examples/redis/Cargo.toml --out "$WORK/dist-redis" \
+        && (cd examples/redis && cargo test --release --quiet) \
+        && with_stress_python redis_example_suite
+}
+redis_example || FAILED_STEPS+=("Redis example")
+for script in scripts/fuzz.sh scripts/memcheck.sh; do
+    step "$script"
+    bash "$script" || FAILED_STEPS+=("$script")
+done
 
 step "benchmarks, quick mode (builds the pyo3-async-runtimes peer; proves the benchmark works)"
-python -m pip install --quiet "matplotlib>=3.5" ./benchmarks/peers/pyo3_peer
-python benchmarks/run.py --quick > /tmp/asyncffi-bench-quick.log 2>&1 \
-    || { cat /tmp/asyncffi-bench-quick.log; exit 1; }
-tail -n 12 /tmp/asyncffi-bench-quick.log
+python -m pip install --quiet "$WHEEL[bench]" ./benchmarks/peers/pyo3_peer
+python benchmarks/run.py --quick >"$WORK/bench-quick.log" 2>&1 \
+    || { cat "$WORK/bench-quick.log"; exit 1; }
+tail -n 12 "$WORK/bench-quick.log"
 
-step "pytest (against the installed package)"
-# The package lives in python/, which is not on sys.path: the installed build is tested.
-set +e
-python -m pytest -q "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-    echo "pytest collected no tests: failing" >&2
-    exit 1
-fi
-exit "$status"
+step "results ($((SECONDS - START)) s in all; logs in $WORK)"
+for step_name in "${FAILED_STEPS[@]}"; do
+    echo "FAILED: $step_name"
+done
+# One line per interpreter, then the sum: "all: N passed, N failed, N skipped".
+suites=0
+python - "${NAMES[@]/#/$WORK/}" <<'EOF' || suites=1
+import re
+import sys
+
+total = [0, 0, 0]
+for base in sys.argv[1:]:
+    line = open(base + ".result").read().strip()
+    print(line)
+    numbers = re.search(r"(\d+) passed, (\d+) failed, (\d+) skipped", line)
+    total = [t + int(n) for t, n in zip(total, numbers.groups())]
+print("all: %d passed, %d failed, %d skipped" % tuple(total))
+sys.exit(1 if total[1] else 0)
+EOF
+[ "${#FAILED_STEPS[@]}" -eq 0 ] && exit "$suites" || exit 1

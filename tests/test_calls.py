@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import inspect
+import platform
+import subprocess
+import sys
 import time
 from typing import Any, List
 
+import anyio
 import asyncffi
 import pytest
 from asyncffi import demo
-from conftest import wait_for_stat
+from conftest import every_backend, gather, sleep, wait_for_stat
 
 
+@every_backend
 async def test_sleep_lets_the_loop_run(runtime: str, wake: str) -> None:
     ticks = 0
 
     async def ticker() -> None:
         nonlocal ticks
         while True:
-            await asyncio.sleep(0.005)
+            await sleep(0.005)
             ticks += 1
 
-    t = asyncio.ensure_future(ticker())
-    start = time.perf_counter()
-    assert await demo.sleep(0.1, runtime=runtime) is None
-    took = time.perf_counter() - start
-    t.cancel()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        start = time.perf_counter()
+        assert await demo.sleep(0.1, runtime=runtime) is None
+        took = time.perf_counter() - start
+        tg.cancel_scope.cancel()
     assert took >= 0.1
     assert ticks >= 5, "the event loop was blocked while Rust slept"
 
@@ -43,6 +51,17 @@ async def test_ten_thousand_concurrent_sleeps_take_about_one_sleep(runtime: str,
 async def test_results_resolve_the_right_futures(wake: str) -> None:
     values = await asyncio.gather(*(demo.add(i, i) for i in range(2_000)))
     assert values == [2 * i for i in range(2_000)]
+
+
+@every_backend
+async def test_concurrent_calls_get_their_own_results(runtime: str, wake: str) -> None:
+    values = await gather(*(demo.echo(i, runtime=runtime) for i in range(1_000)))
+    assert values == list(range(1_000))
+    # Through the port, not the eager path: each call waits for a timer first.
+    assert (
+        await gather(*(demo.sleep(0.01 * (i % 3), runtime=runtime) for i in range(300)))
+        == [None] * 300
+    )
 
 
 def test_asyncio_run_accepts_a_call_directly() -> None:
@@ -68,6 +87,7 @@ def test_an_unawaited_call_starts_no_rust_work() -> None:
     assert asyncffi.stats()["spawned"] == spawned
 
 
+@every_backend
 async def test_rust_errors_carry_kind_and_message() -> None:
     with pytest.raises(asyncffi.RustError, match=r"^disk on fire$") as info:
         await demo.fail("disk on fire", kind="io")
@@ -78,6 +98,7 @@ async def test_rust_errors_carry_kind_and_message() -> None:
     assert info.value.kind == "overflow"
 
 
+@every_backend
 async def test_panics_become_rust_panic_and_the_process_lives() -> None:
     panicked = asyncffi.stats()["panicked"]
     with pytest.raises(asyncffi.RustPanic, match=r"^kaboom é$"):
@@ -86,6 +107,7 @@ async def test_panics_become_rust_panic_and_the_process_lives() -> None:
     assert await demo.add(1, 1) == 2
 
 
+@every_backend
 async def test_cpu_work_runs_on_the_blocking_pool() -> None:
     assert await demo.cpu(1_000_000) == sum(range(1_000_000))
     assert await demo.cpu(0) == 0
@@ -101,11 +123,12 @@ async def test_tick_reports_offsets() -> None:
     assert offsets[0] >= 0.01
 
 
+@every_backend
 async def test_counter_object_keeps_state_and_closes(runtime: str) -> None:
     counter = demo.Counter()
     assert asyncffi.stats()["live_objects"] == 1
     assert await counter.add(5) == 5
-    assert await asyncio.gather(*(counter.add(1) for _ in range(100))) is not None
+    assert await gather(*(counter.add(1) for _ in range(100))) is not None
     assert await counter.add(0) == 105
     counter.close()
     assert counter.closed
@@ -115,6 +138,7 @@ async def test_counter_object_keeps_state_and_closes(runtime: str) -> None:
     counter.close()  # idempotent
 
 
+@every_backend
 async def test_counter_as_context_manager_and_gc_fallback() -> None:
     with demo.Counter() as counter:
         assert await counter.add(2) == 2
@@ -123,21 +147,35 @@ async def test_counter_as_context_manager_and_gc_fallback() -> None:
         with counter:
             pass
     demo.Counter()  # dropped at once: the garbage collector frees it
+    if platform.python_implementation() == "PyPy":
+        gc.collect()  # PyPy frees what is unreachable only when it collects
     assert asyncffi.stats()["live_objects"] == 0
 
 
+@every_backend
 async def test_an_object_closed_while_its_operation_runs_stays_alive_for_it() -> None:
     counter = demo.Counter()
-    task = asyncio.ensure_future(counter.add(7))
-    await asyncio.sleep(0)  # the call has started: the Rust task holds the object
-    counter.close()
-    assert await task == 7
+    results = []
+    calls = []
+
+    async def add() -> None:
+        calls.append(counter.add(7))
+        results.append(await calls[0])  # starts in the same step: no checkpoint between
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(add)
+        while not calls:  # trio runs the tasks it woke in no fixed order
+            await sleep(0)
+        counter.close()  # the call has started: the Rust task holds the object
+    assert results == [7]
 
 
+@every_backend
 async def test_stale_object_handles_raise_closed_error() -> None:
     counter = demo.Counter()
     call = counter.add(7)  # checked now, started when awaited
-    twin = asyncffi.RustObject(counter.handle)  # a second wrapper on the same handle
+    # A second wrapper on the same handle:
+    twin = asyncffi.RustObject(counter.library, counter.handle)
     counter.close()
     with pytest.raises(asyncffi.ClosedError, match="closed"):
         await call
@@ -185,7 +223,15 @@ async def test_ready_futures_skip_the_port_and_the_wake() -> None:
 
 # --- a RustCall is also a future ------------------------------------------------------------
 
+#: Before 3.10, ensure_future (and so gather, wait_for, shield) wraps anything asyncio counts as
+#: a coroutine in a Task without asking whether it is also a future.
+calls_are_futures = pytest.mark.skipif(
+    sys.version_info < (3, 10),
+    reason="asyncio.ensure_future takes a coroutine that is also a future as a future on 3.10+",
+)
 
+
+@calls_are_futures
 async def test_gather_uses_calls_as_futures_without_tasks(runtime: str, wake: str) -> None:
     calls = [demo.sleep(0.05, runtime=runtime) for _ in range(100)] + [demo.add(1, 2)]
     gathered = asyncio.gather(*calls)
@@ -195,25 +241,49 @@ async def test_gather_uses_calls_as_futures_without_tasks(runtime: str, wake: st
     assert await gathered == [None] * 100 + [3]
 
 
-async def test_ensure_future_starts_the_call_and_returns_it() -> None:
+async def test_ensure_future_runs_the_call_in_a_task_that_asyncio_wait_takes() -> None:
     spawned = asyncffi.stats()["spawned"]
     call = demo.sleep(0.2)
     assert asyncffi.stats()["spawned"] == spawned  # nothing runs before it is used
     fut = asyncio.ensure_future(call)
-    assert fut is call
-    assert asyncffi.stats()["spawned"] == spawned + 1  # running, as a Task would be
-    assert not fut.done()
-    assert fut.get_loop() is asyncio.get_running_loop()
-    assert await fut is None
-    assert fut.done() and fut.result() is None
+    assert isinstance(fut, asyncio.Task)
+    await asyncio.sleep(0)
+    assert asyncffi.stats()["spawned"] == spawned + 1  # running, as a Task's coroutine
+    done, pending = await asyncio.wait({fut, asyncio.ensure_future(demo.add(1, 2))})
+    assert not pending
+    assert sorted(map(repr, (f.result() for f in done))) == ["3", "None"]
+
+
+async def test_inspecting_a_call_does_not_start_it() -> None:
+    spawned = asyncffi.stats()["spawned"]
+    call = demo.sleep(0)
+    assert not asyncio.isfuture(call)
+    assert asyncio.iscoroutine(call)
+    repr(call)
+    assert asyncffi.stats()["spawned"] == spawned
+    assert await call is None
+    assert asyncffi.stats()["spawned"] == spawned + 1
+
+
+async def test_done_callbacks_run_in_the_context_current_when_added() -> None:
+    where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
+    seen: List[str] = []
+    where.set("added")
+    call = demo.sleep(0.01)
+    call.add_done_callback(lambda _: seen.append(where.get()))
+    other = contextvars.Context()
+    call.add_done_callback(lambda _: seen.append(where.get()), context=other)
+    where.set("later")
+    await call
+    await asyncio.sleep(0)
+    assert seen == ["added", "unset"]
 
 
 async def test_future_helpers_accept_calls() -> None:
     calls = [demo.sleep(0.03 * i) for i in (3, 1, 2)]
     order = [await c for c in asyncio.as_completed(calls)]
     assert order == [None, None, None]
-    # asyncio.wait refuses anything asyncio counts as a coroutine: give it tasks.
-    started = [asyncio.create_task(c) for c in (demo.add(1, 1), demo.sleep(10))]
+    started = [asyncio.ensure_future(c) for c in (demo.add(1, 1), demo.sleep(10))]
     done, pending = await asyncio.wait(started, timeout=0.05)
     assert [c.result() for c in done] == [2]
     (slow,) = pending
@@ -231,14 +301,17 @@ async def test_future_helpers_accept_calls() -> None:
 
 async def test_cancelling_a_call_used_as_a_future_drops_the_rust_future(runtime: str) -> None:
     cancelled = asyncffi.stats()["cancelled"]
-    fut = asyncio.ensure_future(demo.pending(runtime=runtime))
+    fut = demo.pending(runtime=runtime)
+    fut.get_loop()  # a future method: starts it on the running loop
     await asyncio.sleep(0.01)
     assert fut.cancel()
     assert not fut.cancel()  # already cancelled
     with pytest.raises(asyncio.CancelledError):
         await fut
     assert await wait_for_stat("cancelled", cancelled + 1) == cancelled + 1
-    # Never started: cancelling it starts nothing in Rust.
+
+
+async def test_cancelling_an_unstarted_call_starts_nothing() -> None:
     spawned = asyncffi.stats()["spawned"]
     unstarted = demo.sleep(1)
     assert unstarted.cancel()
@@ -248,8 +321,8 @@ async def test_cancelling_a_call_used_as_a_future_drops_the_rust_future(runtime:
 
 
 async def test_errors_at_start_go_to_the_future() -> None:
-    call = demo.sleep(-1)
-    fut = asyncio.ensure_future(call)  # the Rust function refuses the argument
+    fut = demo.sleep(-1)
+    fut.get_loop()  # starts it as a future; the Rust function refuses the argument
     assert fut.done()
     with pytest.raises(ValueError, match="seconds must be"):
         fut.result()
@@ -332,13 +405,47 @@ def test_an_interrupt_in_the_middle_of_a_drain_loses_nothing(
 
 
 async def test_an_argument_the_c_function_refuses_fails_the_call_each_time() -> None:
-    from asyncffi._loader import lib
-
-    call: Any = asyncffi.RustCall(lib.affi_demo_add, ("not an int", 2))
+    add = demo.library.manifest_functions.asyncffi_native_add
+    call: Any = asyncffi.RustCall(demo.library, add, ("not an int", 2))
     for _ in range(2):
         with pytest.raises(TypeError):
             await call
-    fut: Any = asyncio.ensure_future(asyncffi.RustCall(lib.affi_demo_add, ("x", 2)))
+    fut: Any = asyncffi.RustCall(demo.library, add, ("x", 2))
+    fut.get_loop()
     assert fut.done()
     with pytest.raises(TypeError):
         fut.result()
+
+
+NEVER_AWAITED_SCRIPT = """
+import asyncio, gc
+from asyncffi import demo
+
+async def main():
+    demo.fail("never awaited")  # created and dropped: nothing ran in Rust
+    started = demo.fail("never retrieved")
+    started.get_loop()  # started as a future, failed, and nobody asks for its outcome
+    del started
+    await demo.sleep(0.01)
+    gc.collect()
+
+asyncio.run(main())
+print("end")
+"""
+
+
+@pytest.mark.parametrize("flags", [["-X", "dev"], []], ids=["dev-mode", "normal"])
+def test_calls_never_awaited_and_errors_never_retrieved_are_reported(flags: List[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, *flags, "-c", NEVER_AWAITED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "end\n"
+    assert "RustCall exception was never retrieved" in proc.stderr
+    assert "RustError: never retrieved" in proc.stderr
+    # As for a coroutine: reported in debug mode (a finalizer would cost every call otherwise).
+    never_awaited = "RuntimeWarning: RustCall asyncffi_native_fail was never awaited"
+    assert (never_awaited in proc.stderr) == bool(flags), proc.stderr

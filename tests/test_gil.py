@@ -38,7 +38,9 @@ async def test_rust_timers_keep_pace_while_python_holds_the_gil(wake: str) -> No
     # A worker waiting for the GIL would show one gap as long as the regex held it.
     assert held >= 0.5
     assert max(gaps) < 0.2, f"a Rust timer stalled for {max(gaps):.3f} s while the GIL was held"
-    assert offsets[-1] < 1.0 + 0.3
+    # And no drift as long as the hold: on a loaded machine the ticks drift a little (each
+    # sleep ends a scheduling delay late), but a worker that waited out the hold drifts by it.
+    assert offsets[-1] < 1.0 + held
 
 
 # Not the ``loop`` runtime: its futures run on the event loop's thread, by design.

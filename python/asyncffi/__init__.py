@@ -1,9 +1,10 @@
 """asyncffi: async Rust and Python's asyncio awaiting each other over a plain C ABI.
 
 Rust functions exported from a cdylib return awaitables (``RustCall``) that run their future
-on tokio or async-std and resolve on the calling event loop, or async iterators
-(``RustStream``) over a Rust stream. See ``asyncffi.demo`` for the
-built-in functions and the README for how it works.
+on the library's Rust runtimes and resolve on the calling event loop, or async iterators
+(``RustStream``) over a Rust stream. Any number of such cdylibs load side by side
+(``asyncffi.load``, ``Library``); ``asyncffi.demo`` holds the built-in functions, and the
+README says how it works.
 """
 
 from . import demo as demo
@@ -14,6 +15,12 @@ from ._errors import ClosedError as ClosedError
 from ._errors import Error as Error
 from ._errors import RustError as RustError
 from ._errors import RustPanic as RustPanic
+from ._errors import ShutDownError as ShutDownError
+from ._host import program as program
+from ._library import Library as Library
+from ._library import libraries as libraries
+from ._library import load as load
+from ._library import load_packaged as load_packaged
 from ._object import RustObject as RustObject
 from ._pystream import PyStreamArg as PyStreamArg
 from ._runtime import configure as configure
@@ -25,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ClosedError",
     "Error",
+    "Library",
     "PyCallableArg",
     "PyStreamArg",
     "RustCall",
@@ -33,7 +41,12 @@ __all__ = [
     "RustObject",
     "RustPanic",
     "RustStream",
+    "ShutDownError",
     "configure",
     "demo",
+    "libraries",
+    "load",
+    "load_packaged",
+    "program",
     "stats",
 ]

@@ -1,6 +1,14 @@
 """``python -m asyncffi demo``: watch Rust futures being awaited from asyncio.
 
 Options: ``--loop uvloop`` runs the demo on uvloop, ``--wake fd`` uses the eventfd wake.
+
+``python -m asyncffi stubs <cdylib>``: print the ``.pyi`` stubs of a library's exports, from
+its manifest (``builtins`` for the shipped library, whose stubs are ``asyncffi/demo.pyi``).
+
+``python -m asyncffi header PATH_TO_CDYLIB [-o FILE.h] [--check]``: the C header of a library
+written with asyncffi's macros (``builtins`` for the shipped library), from its manifest (to
+stdout, or to ``FILE.h``; with ``--check``, exits 1 if ``FILE.h`` differs from it, changing
+nothing).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 import asyncffi
 from asyncffi import demo
+from asyncffi._runtime import runtime_names
 
 
 def _line(label: str, detail: str) -> None:
@@ -28,7 +37,7 @@ async def _timed(awaitable: Awaitable[Any]) -> tuple[Any, float]:
 async def run_demo() -> None:
     print(f"asyncffi {asyncffi.__version__}: asyncio awaiting Rust futures over a C ABI\n")
 
-    for runtime in ("tokio", "async-std"):
+    for runtime in runtime_names():
         _, took = await _timed(demo.sleep(0.2, runtime=runtime))
         _line(f"await demo.sleep(0.2, runtime={runtime!r})", f"{took * 1000:7.1f} ms")
 
@@ -157,7 +166,29 @@ def main(argv: Optional[list[str]] = None) -> int:
     demo_cmd = sub.add_parser("demo", help="await Rust futures from asyncio and show it")
     demo_cmd.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     demo_cmd.add_argument("--wake", choices=["threadsafe", "fd"], default="threadsafe")
+    stubs_cmd = sub.add_parser("stubs", help="print the .pyi stubs of a library's exports")
+    stubs_cmd.add_argument("library", help="the path of the cdylib, or 'builtins'")
+    stubs_cmd.add_argument("--doc", default="", help="the stub module's docstring")
+    stubs_cmd.add_argument(
+        "--exclude", default="", help="comma-separated name prefixes to leave out"
+    )
+    header_cmd = sub.add_parser("header", help="write the C header of a library's manifest")
+    header_cmd.add_argument("library", help="the path of the cdylib, or 'builtins'")
+    header_cmd.add_argument("-o", "--output", help="the header file to write (default: stdout)")
+    header_cmd.add_argument(
+        "--check", action="store_true", help="exit 1 if OUTPUT differs; write nothing"
+    )
     args = parser.parse_args(argv)
+    if args.command == "header":
+        return _header(args.library, args.output, args.check)
+
+    if args.command == "stubs":
+        from ._loader import library_path
+        from ._stubs import library_stubs
+
+        path = library_path() if args.library == "builtins" else args.library
+        sys.stdout.write(library_stubs(path, args.doc, args.exclude))
+        return 0
 
     asyncffi.configure(wake=args.wake)
     factory = _loop_factory(args.loop)
@@ -167,6 +198,45 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         loop.close()
     print(f"\nloop closed; live counters: {_live_counters()}")
+    return 0
+
+
+def _header(library: str, output: Optional[str], check: bool) -> int:
+    import difflib
+
+    from asyncffi import _header
+    from asyncffi._loader import library_path
+
+    try:
+        text = _header.of_library(library_path() if library == "builtins" else library)
+    except ImportError as e:
+        print(f"python -m asyncffi header: {e}", file=sys.stderr)
+        return 1
+    if output is None:
+        if check:
+            print("python -m asyncffi header: --check needs -o FILE", file=sys.stderr)
+            return 2
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(output, encoding="utf-8") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = ""
+    if check:
+        if current == text:
+            print(f"{output} matches the manifest of {library}")
+            return 0
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                current.splitlines(True), text.splitlines(True), output, "generated", n=1
+            )
+        )
+        print(f"{output} is stale: run `python -m asyncffi header {library} -o {output}`")
+        return 1
+    if current != text:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
     return 0
 
 

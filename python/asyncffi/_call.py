@@ -5,7 +5,11 @@ until the call is first awaited (or handed to ``gather`` and friends). Then it b
 running loop (so ``asyncio.run(f())`` works), spawns the Rust future, and becomes an asyncio
 future that the loop's port resolves. A ``RustCall`` is a coroutine in asyncio's eyes
 (``asyncio.iscoroutine`` is true) and an ``asyncio.Future`` subclass: ``await`` it, pass it to
-``asyncio.run``, ``create_task``, ``gather``, ``wait_for``, ``as_completed``.
+``asyncio.run``, ``create_task``, ``ensure_future``, ``gather``, ``wait_for``, ``as_completed``.
+
+Under trio (no asyncio loop running, a trio run in this thread), awaiting a call starts it on
+the run's port and parks the trio task until the port reschedules it (see ``_trio``); there
+the call is an awaitable only, not an ``asyncio.Future``.
 
 Cancellation: cancelling the task that awaits a ``RustCall`` (``task.cancel()``,
 ``asyncio.wait_for``, ``asyncio.timeout``, loop shutdown) cancels the Rust task, which drops
@@ -15,59 +19,80 @@ no Rust work was started.
 
 from __future__ import annotations
 
+import asyncio.tasks
 import collections.abc
 import contextvars
+import os
+import sys
+import warnings
 from asyncio import AbstractEventLoop, CancelledError, Future, _get_running_loop, get_running_loop
-from typing import Any, Callable, Dict, Generator, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, List, Optional, Tuple, TypeVar
 
-from ._errors import status_error
-from ._loader import lib
-from ._port import Port, ShutDownError, current_port
+from ._errors import SHUT_DOWN, ClosedError, ShutDownError, status_error
+from ._port import Port, trio_host
 from ._pystream import PyStreamArg
-from ._runtime import state
+from ._runtime import on_main_thread, state
+
+if TYPE_CHECKING:
+    from ._library import Library
 
 T = TypeVar("T")
-
-_cancel = lib.affi_task_cancel
 
 
 #: Stages of a call: not started; started (its Future part is live); spent (finished on its
 #: first step when awaited directly, the eager path: its outcome is kept in ``_outcome``, and
-#: it has no Future part).
-_NEW, _STARTED, _SPENT = 0, 1, 2
+#: it has no Future part); waiting under trio (``_driver`` waits, see ``_trio``; no Future
+#: part either, and spent once it finishes).
+_NEW, _STARTED, _SPENT, _TRIO = 0, 1, 2, 3
 _NOT_A_FUTURE = (
     "this RustCall finished on its first step when awaited and has no future part; await it "
     "again for its outcome"
 )
+_ONE_AWAITER = "this RustCall is awaited by another trio task already: under trio, await it once"
 _init_future = Future.__init__
 _cancel_future = Future.cancel
+_future_loop = Future.get_loop
 
 
 class RustCall(Future[T]):
     """An awaitable call of an exported Rust function.
 
-    It is a coroutine in asyncio's eyes: ``await`` it, or pass it to ``asyncio.run`` or
-    ``create_task``. Inside a running loop it is also an ``asyncio.Future`` of the call, so
-    ``ensure_future``, ``gather``, ``wait_for``, ``shield`` and ``as_completed`` use it as it is,
-    without wrapping it in a Task (on Python 3.10+; they recognise a future by reading
-    ``_asyncio_future_blocking``, and that read starts the call, as creating a Task would).
-    ``asyncio.wait`` refuses anything asyncio counts as a coroutine: give it
-    ``create_task(call)``.
+    It is a coroutine in asyncio's eyes: ``await`` it, or pass it to ``asyncio.run``,
+    ``create_task`` or ``ensure_future`` (which wrap it in a Task, as any coroutine;
+    ``asyncio.wait`` takes those Tasks). ``gather`` uses it as a future, without a Task (on
+    Python 3.10+). Once started it is also an ``asyncio.Future`` of the call. Inspecting it
+    (``asyncio.isfuture``) never starts it.
 
     Until it starts it is not bound to any loop, and its future methods other than
-    ``get_loop``, ``add_done_callback`` and ``cancel`` (which start it, or cancel it unstarted)
-    are not available. Like a future, it can be awaited again for the same outcome. Awaited
-    directly, a call whose Rust future is ready on its first poll delivers its value at once
-    and never gets a Future part.
+    ``get_loop``, ``add_done_callback`` and ``cancel`` (which start it on the running loop, or
+    cancel it unstarted) are not available. Like a future, it can be awaited again for the
+    same outcome. Awaited directly, a call whose Rust future is ready on its first poll
+    delivers its value at once and never gets a Future part.
 
     Thread safety: use it on one event loop; the Rust future runs on its runtime's threads and
     reports back to that loop only.
+
+    ``fn`` is a function of ``library`` with the exported-function shape
+    ``int64_t fn(uint64_t port, uint64_t token, *args)``; the call runs on that library's port
+    of the loop.
     """
 
-    __slots__ = ("_args", "_blocking", "_fn", "_outcome", "_port", "_stage", "_task", "_token")
+    __slots__ = (
+        "_args",
+        "_blocking",
+        "_driver",
+        "_fn",
+        "_library",
+        "_outcome",
+        "_port",
+        "_stage",
+        "_task",
+        "_token",
+    )
 
-    def __init__(self, fn: Callable[..., int], args: Tuple[Any, ...]) -> None:
+    def __init__(self, library: Library, fn: Callable[..., int], args: Tuple[Any, ...]) -> None:
         # The asyncio.Future part is initialised when the call starts, on the running loop.
+        self._library = library
         self._fn = fn
         self._args = args
         self._stage = _NEW
@@ -94,13 +119,17 @@ class RustCall(Future[T]):
             if ok:
                 raise StopIteration(value)
             raise value
+        if stage == _TRIO:  # trio resumes its task with send(); this is a second awaiter
+            raise RuntimeError(_ONE_AWAITER)
         if not self.done():
             self._blocking = True
             return self
         raise StopIteration(self.result())
 
     def send(self, value: None) -> Any:
-        """Coroutine protocol: resume (asyncio sends ``None``)."""
+        """Coroutine protocol: resume (asyncio sends ``None``, trio an outcome)."""
+        if self._stage == _TRIO:
+            return self._drive(self._driver.send, value)
         if value is not None and self._stage == _NEW:
             raise TypeError("can't send non-None value to a just-started RustCall")
         return self.__next__()
@@ -108,28 +137,36 @@ class RustCall(Future[T]):
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         """Coroutine protocol: an exception (usually ``CancelledError``) delivered while
         waiting. Cancels the Rust task if it is still running, then raises it."""
-        self._abandon()
         if val is None:
             val = typ() if isinstance(typ, type) else typ
         if tb is not None:
             val = val.with_traceback(tb)
+        if self._stage == _TRIO:
+            return self._drive(self._driver.throw, val)
+        self._abandon()
         raise val
 
     def close(self) -> None:
         """Coroutine protocol: cancels the Rust task if it is still running."""
+        if self._stage == _TRIO:
+            self._driver.close()
+            self._settle(False, GeneratorExit())
         self._abandon()
 
     # --- the future protocol -----------------------------------------------------------------
 
     @property  # type: ignore[override]
     def _asyncio_future_blocking(self) -> Optional[bool]:
-        stage = self._stage
-        if stage == _NEW:
-            if _get_running_loop() is None:
-                return None  # not a future here: asyncio wraps it in a Task when it runs
-            self._start(True)
-        elif stage == _SPENT:
-            return None  # finished without a Future part: asyncio awaits it as a coroutine
+        # asyncio.isfuture() reads this: inspecting a call must not start it. Until it starts
+        # (and after it finished without a Future part) it is a coroutine to asyncio, which
+        # wraps it in a Task (ensure_future, gather, wait_for, ...) to run it.
+        # One exception keeps gather fast: gather only adds a done callback to what it is
+        # given, so to gather the call is a future (not blocking), and it starts when gather
+        # asks for its loop or adds the callback, without a Task per call.
+        if self._stage != _STARTED:
+            if self._stage == _NEW and _get_running_loop() is not None and _read_by_gather():
+                return False
+            return None
         return self._blocking
 
     @_asyncio_future_blocking.setter
@@ -153,13 +190,18 @@ class RustCall(Future[T]):
             self._start(True)
         elif self._stage == _SPENT:
             raise RuntimeError(_NOT_A_FUTURE)
-        super().add_done_callback(fn, context=context)
+        if context is None:  # the context current now, as for any future (None is not "unset")
+            super().add_done_callback(fn)
+        else:
+            super().add_done_callback(fn, context=context)
 
     def cancel(self, msg: Any = None) -> bool:
         """Cancels the call: the Rust task, if it still runs, drops its future."""
         stage = self._stage
         if stage == _SPENT:
             return False
+        if stage == _TRIO:
+            return bool(self._trio.cancel(self, msg))
         if stage == _NEW:  # never started: nothing runs in Rust
             self._args = ()
             loop = _get_running_loop()
@@ -180,11 +222,16 @@ class RustCall(Future[T]):
         """Starts the Rust call on the running loop. Returns the call itself (a pending
         future) to wait on; a call ready on its first poll raises ``StopIteration`` with its
         value (awaited directly), or is returned as a done future (``as_future``)."""
-        loop = get_running_loop()
+        loop = _get_running_loop()
+        if loop is None:
+            return self._start_without_loop(as_future)
         try:
-            port = current_port(loop)
-        except ShutDownError:
-            return self._never(loop)
+            port = self._library.current_port(loop)
+        except ShutDownError as exc:
+            self._args = ()
+            if state.shut_down and not on_main_thread():
+                return self._never(loop)
+            return self._fail(loop, exc, as_future)
         token = next(port.tokens)
         try:
             task = self._fn(port.id, token, *self._prepare(port))
@@ -200,6 +247,8 @@ class RustCall(Future[T]):
                     try:
                         value = port.take_inline(token)
                     except BaseException as exc:
+                        if _closed_at_exit(exc):
+                            return self._never(loop)
                         self._outcome = (False, exc)
                         raise
                     self._outcome = (True, value)
@@ -208,15 +257,20 @@ class RustCall(Future[T]):
                 _init_future(self, loop=loop)
                 try:
                     self.set_result(port.take_inline(token))
-                except CancelledError:
-                    _cancel_future(self)
+                except CancelledError as exc:
+                    _cancel_future(self, *exc.args[:1])
                 except Exception as exc:
+                    if _closed_at_exit(exc):
+                        self._blocking = True
+                        return self  # pending for good, as in ``_never``
                     self.set_exception(exc)
                 return self
             self._failed(port)
-            if state.shut_down:
+            if not state.shut_down:
+                return self._fail(loop, status_error(task, port.lib), as_future)
+            if not on_main_thread():
                 return self._never(loop)
-            return self._fail(loop, status_error(task), as_future)
+            return self._fail(loop, ShutDownError(SHUT_DOWN), as_future)
         self._stage = _STARTED
         _init_future(self, loop=loop)
         port.pending[token] = self
@@ -225,6 +279,55 @@ class RustCall(Future[T]):
         self._task = task
         self._blocking = True
         return self
+
+    def _start_without_loop(self, as_future: bool) -> Any:
+        """No asyncio loop runs here: awaited in a trio run, the call runs the trio way
+        (``_trio.start``, then ``_trio.wait``); anything else raises asyncio's "no running event
+        loop"."""
+        host = trio_host()
+        if host is None:
+            get_running_loop()  # raises
+        if as_future:
+            raise RuntimeError(
+                "a RustCall is not an asyncio future under trio (no running asyncio loop): "
+                "await it instead"
+            )
+        try:
+            waiter, value = self._trio.start(self, host)
+        except BaseException as exc:
+            self._settle(False, exc)
+            raise
+        if waiter is None:  # ready on its first poll
+            self._settle(True, value)
+            raise StopIteration(value)
+        self._stage = _TRIO
+        self._driver = self._trio.wait(self, waiter)
+        return self._drive(self._driver.send, None)
+
+    @property
+    def _trio(self) -> Any:
+        return sys.modules["asyncffi._trio"]  # imported by trio_host(), which found the run
+
+    def _drive(self, step: Callable[[Any], Any], arg: Any) -> Any:
+        """One step of the call's trio driver; its end is the call's outcome."""
+        try:
+            return step(arg)
+        except StopIteration as stop:
+            self._settle(True, stop.value)
+            raise
+        except BaseException as exc:
+            self._settle(False, exc)
+            raise
+
+    def _settle(self, ok: bool, value: Any) -> None:
+        """The trio driver is done: awaiting the call again gives its outcome, as on asyncio;
+        a cancellation (trio's ``Cancelled``, an interrupt) is kept as a ``ClosedError``, never
+        raised again outside the cancel scope it belongs to."""
+        self._stage = _SPENT
+        self._driver = None
+        if not ok and not isinstance(value, Exception):
+            value = ClosedError("the call was cancelled")
+        self._outcome = (ok, value)
 
     def _fail(self, loop: AbstractEventLoop, error: Exception, as_future: bool) -> RustCall[T]:
         """The call could not start: raises ``error`` (awaited directly; awaiting again raises
@@ -246,8 +349,10 @@ class RustCall(Future[T]):
         """The C function refused the call (a negative status)."""
 
     def _never(self, loop: Any) -> RustCall[T]:
-        """After shutdown (interpreter exit) a call never completes, like everything else in
-        the daemon threads still running then; it raises nothing that would print."""
+        """After shutdown, in a daemon thread (which the exiting interpreter is about to
+        stop): the call waits, like everything else in that thread, and raises nothing that
+        would be logged (an error logged by a daemon thread at exit can deadlock the exit in
+        ``logging``)."""
         self._stage = _STARTED
         self._args = ()
         _init_future(self, loop=loop)
@@ -258,32 +363,57 @@ class RustCall(Future[T]):
         """Cancels the Rust task if it still runs, and the Future part if still pending (for
         anyone else waiting on the call)."""
         self._cancel_rust()
-        if self._stage == _STARTED and not self.done():
+        # Not on a closed loop (a task awaiting the call collected after loop.close()): the
+        # Rust task is gone with the port, and a cancel would only fail to schedule callbacks.
+        if self._stage == _STARTED and not self.done() and not _future_loop(self).is_closed():
             _cancel_future(self)
 
     def _cancel_rust(self) -> None:
         port = self._port
         if port is not None and port.pending.pop(self._token, None) is not None:
-            _cancel(self._task)
+            port.lib.affi_task_cancel(self._task)
 
     @property
     def __name__(self) -> str:
         """The exported C function's name (asyncio shows it in task reprs)."""
-        return _function_name(self._fn)
+        return self._library.function_name(self._fn)
 
     def __repr__(self) -> str:
         name = self.__name__
         stage = self._stage
         if stage == _NEW:
             where = "not started"
-        elif stage == _SPENT or self.done():
+        elif stage == _SPENT or (stage == _STARTED and self.done()):
             where = "done"
         else:
             where = f"running as task {self._task:#x}"
         return f"<RustCall {name} {where}>"
 
 
+def _closed_at_exit(exc: BaseException) -> bool:
+    """Whether ``exc`` is the exit closing the port of a daemon thread's call between its
+    start and the take of its inline outcome: the call then waits silently, like every call
+    that thread starts after the exit hook."""
+    return type(exc) is ClosedError and state.shut_down and not on_main_thread()
+
+
 collections.abc.Coroutine.register(RustCall)
+
+_future_del = Future.__del__
+
+
+def _del_in_debug_mode(call: RustCall[Any]) -> None:
+    """``RustCall.__del__`` in asyncio's debug mode: warns about a call that was never
+    awaited (nothing ran in Rust), as Python does for a coroutine; then the future's own
+    finalizer reports an exception that was never retrieved."""
+    if getattr(call, "_stage", _SPENT) == _NEW:
+        warnings.warn(f"RustCall {call.__name__} was never awaited", RuntimeWarning, 2, call)
+    _future_del(call)
+
+
+if sys.flags.dev_mode or os.environ.get("PYTHONASYNCIODEBUG"):
+    # Only then: a Python-level finalizer would cost every call.
+    RustCall.__del__ = _del_in_debug_mode  # type: ignore[assignment,method-assign]
 
 
 class PyCallableArg:
@@ -342,13 +472,15 @@ class RustCallWithCallables(RustCall[T]):
         take_back(port, self._lent)
 
 
-_names: Dict[Any, str] = {}
+_GATHER = asyncio.tasks.gather.__code__
 
 
-def _function_name(fn: Any) -> str:
-    """The C name of a function of the loaded library (cffi's function objects have none)."""
-    if not _names:
-        for name in dir(lib):
-            if name.startswith("affi_"):
-                _names[getattr(lib, name)] = name
-    return _names.get(fn, "rust function")
+def _read_by_gather() -> bool:
+    """Whether ``asyncio.gather`` is asking, through ``isfuture``, whether a call is a future:
+    seen from here (frame 0), frame 1 is the property, 2 ``isfuture``, 3 ``_ensure_future``
+    (``ensure_future`` on 3.12) and 4 ``gather``, on 3.10 to 3.13. Any other shape is not
+    gather: the call gets a Task."""
+    try:
+        return sys._getframe(4).f_code is _GATHER
+    except ValueError:  # a shallower stack
+        return False

@@ -1,177 +1,26 @@
-"""Loads the shipped cdylib with the cffi module built from its headers (``_ffi.py``).
+"""Opens cdylibs built on asyncffi with the cffi module built from the headers (``_ffi.py``).
 
-maturin places the library in ``asyncffi/_native/``; it is opened by explicit path, never by
-a search, and its ABI version must match the one this package speaks.
+Every asyncffi cdylib exports the core C ABI (``rust/include/asyncffi.h``); ``open_native``
+opens one by explicit path, never by a search, and refuses it unless its ABI version is the one
+this package speaks. ``abi`` holds the ABI's constants, which are the same for every library.
+The ``Library`` that owns each opened cdylib is in ``_library.py``; ``lib`` here is the core-ABI
+handle of the built-ins' library (``asyncffi.demo``), for tests that call the C ABI raw.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Protocol, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from ._ffi import ffi
 
-ABI_VERSION = 2
+#: The C ABI version this package speaks. Version 4: ids carry the tag of their library.
+#: Version 5: the runtimes' names and flavours come from the library (``affi_runtimes``).
+ABI_VERSION = 5
 
 if TYPE_CHECKING:
-    CData = Any
-
-    class NativeLib(Protocol):
-        """The functions and constants of the shipped cdylib (``rust/include/*.h``)."""
-
-        AFFI_STATUS_OK: int
-        AFFI_STATUS_ERR_TYPE: int
-        AFFI_STATUS_ERR_VALUE: int
-        AFFI_STATUS_ERR_OVERFLOW: int
-        AFFI_STATUS_ERR_CLOSED: int
-        AFFI_STATUS_ERR_RUNTIME: int
-        AFFI_STATUS_ERR_PANIC: int
-        AFFI_TAG_NONE: int
-        AFFI_TAG_BOOL: int
-        AFFI_TAG_INT: int
-        AFFI_TAG_FLOAT: int
-        AFFI_TAG_BYTES: int
-        AFFI_TAG_STR: int
-        AFFI_TAG_PACKED: int
-        AFFI_TAG_OBJECT: int
-        AFFI_OUTCOME_OK: int
-        AFFI_OUTCOME_ERROR: int
-        AFFI_OUTCOME_PANIC: int
-        AFFI_OUTCOME_CANCELLED: int
-        AFFI_OUTCOME_ITEM: int
-        AFFI_OUTCOME_ITEMS: int
-        AFFI_REQUEST_CALL: int
-        AFFI_REQUEST_CANCEL: int
-        AFFI_REQUEST_RELEASE: int
-        AFFI_REQUEST_PULL: int
-        AFFI_REQUEST_POLL: int
-        AFFI_WAKE_THREADSAFE: int
-        AFFI_WAKE_FD: int
-        AFFI_RUNTIME_TOKIO: int
-        AFFI_RUNTIME_ASYNC_STD: int
-        AFFI_RUNTIME_LOOP: int
-        AFFI_FLAVOR_MULTI_THREAD: int
-        AFFI_FLAVOR_CURRENT_THREAD: int
-
-        # Core ABI (asyncffi.h)
-        def affi_abi_version(self) -> int: ...
-        def affi_configure(self, worker_threads: int, flavor: int) -> int: ...
-        def affi_set_wake_callback(self, callback: CData) -> int: ...
-        def affi_port_open(self, wake: int) -> int: ...
-        def affi_port_fd(self, port: int) -> int: ...
-        def affi_port_drain(self, port: int, out: CData, cap: int) -> int: ...
-        def affi_port_release(self, port: int) -> int: ...
-        def affi_port_take_inline(self, port: int, token: int, out: CData) -> int: ...
-        def affi_port_release_inline(self, port: int) -> int: ...
-        def affi_port_close(self, port: int) -> int: ...
-        def affi_task_cancel(self, task: int) -> int: ...
-        def affi_task_poll(self, task: int) -> int: ...
-        def affi_object_free(self, handle: int) -> int: ...
-        def affi_call_complete(
-            self,
-            port: int,
-            call: int,
-            status: int,
-            tag: int,
-            int_value: int,
-            float_value: float,
-            data: bytes | CData,
-            len: int,
-        ) -> int: ...
-        def affi_stream_grant(self, task: int, n: int) -> int: ...
-        def affi_pystream_items(self, object: int, data: bytes, len: int) -> int: ...
-        def affi_pystream_end(
-            self, object: int, status: int, data: bytes | CData, len: int, exception: int
-        ) -> int: ...
-        def affi_stats(self, out: CData) -> int: ...
-        def affi_shutdown(self, timeout_ms: int) -> int: ...
-        def affi_last_error(self, len: CData) -> CData: ...
-
-        # Built-ins (asyncffi_native.h)
-        def affi_demo_sleep(
-            self, port: int, token: int, seconds: float, runtime_id: int
-        ) -> int: ...
-        def affi_demo_echo(
-            self,
-            port: int,
-            token: int,
-            tag: int,
-            int_value: int,
-            float_value: float,
-            data: bytes | CData,
-            len: int,
-            runtime_id: int,
-        ) -> int: ...
-        def affi_demo_add(self, port: int, token: int, a: int, b: int) -> int: ...
-        def affi_demo_fail(
-            self,
-            port: int,
-            token: int,
-            message: bytes,
-            message_len: int,
-            kind: bytes,
-            kind_len: int,
-        ) -> int: ...
-        def affi_demo_panic(
-            self, port: int, token: int, message: bytes, message_len: int
-        ) -> int: ...
-        def affi_demo_pending(self, port: int, token: int, runtime_id: int) -> int: ...
-        def affi_demo_cpu(self, port: int, token: int, n: int) -> int: ...
-        def affi_demo_tick(self, port: int, token: int, interval: float, count: int) -> int: ...
-        def affi_demo_counter_new(self) -> int: ...
-        def affi_demo_counter_add(self, port: int, token: int, counter: int, n: int) -> int: ...
-        def affi_bench_complete_from_thread(
-            self, port: int, first_token: int, count: int
-        ) -> int: ...
-        def affi_demo_call_python(
-            self,
-            port: int,
-            token: int,
-            callable: int,
-            tag: int,
-            data: bytes | CData,
-            len: int,
-            runtime_id: int,
-        ) -> int: ...
-        def affi_demo_call_python_n(
-            self, port: int, token: int, callable: int, n: int, runtime_id: int
-        ) -> int: ...
-        def affi_demo_gather_python(
-            self, port: int, token: int, callable: int, n: int, runtime_id: int
-        ) -> int: ...
-        def affi_demo_timeout_python(
-            self,
-            port: int,
-            token: int,
-            callable: int,
-            seconds: float,
-            tag: int,
-            data: bytes | CData,
-            len: int,
-            runtime_id: int,
-        ) -> int: ...
-        def affi_demo_count(
-            self, port: int, token: int, n: int, delay: float, runtime_id: int, buffer: int
-        ) -> int: ...
-        def affi_demo_count_produced(self) -> int: ...
-        def affi_demo_fail_after(
-            self, port: int, token: int, n: int, message: bytes, message_len: int, buffer: int
-        ) -> int: ...
-        def affi_demo_sum_stream(
-            self, port: int, token: int, iterator: int, prefetch: int, runtime_id: int
-        ) -> int: ...
-        def affi_demo_echo_stream(
-            self,
-            port: int,
-            token: int,
-            iterator: int,
-            prefetch: int,
-            runtime_id: int,
-            buffer: int,
-        ) -> int: ...
-        def affi_demo_take(
-            self, port: int, token: int, iterator: int, k: int, prefetch: int, runtime_id: int
-        ) -> int: ...
+    # The core ABI's typed view, generated from asyncffi.h by build_ffi.py.
+    from ._abi import NativeLib as NativeLib
 
 
 def library_path(directory: Optional[str] = None) -> str:
@@ -189,17 +38,55 @@ def library_path(directory: Optional[str] = None) -> str:
     return os.path.join(directory, names[0])
 
 
-def _open() -> NativeLib:
-    native = ffi.dlopen(library_path())
-    version = native.affi_abi_version()
+def open_native(path: str) -> NativeLib:
+    """Opens the asyncffi cdylib at ``path`` (its core ABI).
+
+    :raises ImportError: the file cannot be opened, is not an asyncffi library, or speaks
+        another C ABI version (the message names both versions).
+    """
+    try:
+        native = ffi.dlopen(path)
+    except OSError as exc:
+        raise ImportError(f"cannot open the library {path}: {exc}") from exc
+    try:
+        abi_version = native.affi_abi_version
+    except (AttributeError, ffi.error):
+        raise ImportError(
+            f"{path} is not an asyncffi library: it exports no affi_abi_version"
+        ) from None
+    version = abi_version()
     if version != ABI_VERSION:
         raise ImportError(
-            f"asyncffi's native library speaks C ABI version {version}, this package speaks "
-            f"{ABI_VERSION}: reinstall asyncffi"
+            f"the library {path} speaks asyncffi C ABI version {version}, this asyncffi "
+            f"package speaks version {ABI_VERSION}: rebuild the library against this asyncffi, "
+            "or install the asyncffi it was built for"
         )
     return cast("NativeLib", native)
 
 
-lib = _open()
+class _Constants:
+    """The ABI's constants (``AFFI_*``), read from the cffi declarations: no library needed."""
 
-__all__ = ["ffi", "lib", "library_path", "ABI_VERSION"]
+    def __getattr__(self, name: str) -> int:
+        value: int = ffi.integer_const(name)
+        setattr(self, name, value)
+        return value
+
+
+#: The C ABI's constants, the same for every asyncffi library.
+abi = cast("NativeLib", _Constants())
+
+
+def __getattr__(name: str) -> Any:
+    # ``lib``: the built-ins' handle, opened by ``asyncffi.demo``'s library on first use.
+    if name == "lib":
+        from ._library import builtins
+
+        return builtins().lib
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    lib: NativeLib
+
+__all__ = ["ABI_VERSION", "abi", "ffi", "lib", "library_path", "open_native"]

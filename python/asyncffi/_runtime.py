@@ -1,32 +1,35 @@
 """Process-wide settings and lifecycle: ``configure``, ``stats`` and the exit hook.
 
-The Rust runtimes start lazily on the first call that needs them. At interpreter exit an
-``atexit`` hook stops every wake-up (waiting for one in progress, with the GIL released by the
-C call), closes every port and shuts the runtimes down within a bounded time, so no Rust thread
-ever calls into a finalizing interpreter.
+Every loaded library (``Library``) has its own Rust runtimes, started lazily on the first call
+that needs them; ``configure`` sets them all, and those of libraries loaded later. At
+interpreter exit an ``atexit`` hook shuts every library down, in reverse load order: it stops
+the library's wake-ups (waiting for one in progress, with the GIL released by the C call),
+closes its ports and shuts its runtimes down within a bounded time, so no Rust thread ever
+calls into a finalizing interpreter. After it, calls on the main thread raise
+``ShutDownError``.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import threading
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ._errors import check
-from ._loader import ffi, lib
+from ._loader import ffi, library_path, open_native
+
+if TYPE_CHECKING:
+    from ._library import Library
+    from ._loader import NativeLib
 
 WAKES = ("threadsafe", "fd")
-FLAVORS = {
-    "multi_thread": lib.AFFI_FLAVOR_MULTI_THREAD,
-    "current_thread": lib.AFFI_FLAVOR_CURRENT_THREAD,
-}
-RUNTIMES = {
-    "tokio": lib.AFFI_RUNTIME_TOKIO,
-    "async-std": lib.AFFI_RUNTIME_ASYNC_STD,
-    "async_std": lib.AFFI_RUNTIME_ASYNC_STD,
-    "loop": lib.AFFI_RUNTIME_LOOP,
-}
+#: The Rust runtimes' names and the flavours of their scheduler, with their C values, as the
+#: Rust core lists them (``affi_runtimes``): the same for every library of this C ABI version,
+#: so read once, from the first library that needs them (``learn_runtimes``).
+RUNTIMES: Dict[str, int] = {}
+FLAVORS: Dict[str, int] = {}
 #: Upper bound of each wait at interpreter exit (wake in progress, runtime shutdown).
 SHUTDOWN_TIMEOUT_MS = 2000
 
@@ -43,6 +46,11 @@ class _State:
         self.shut_down = False
         #: Set in a child forked after asyncffi was used: the Rust threads are gone.
         self.forked = False
+        #: Every loaded library, in load order (appended under ``lock``).
+        self.libraries: List[Library] = []
+        #: ``(worker_threads, flavor)`` of the last ``configure``, applied to libraries
+        #: loaded later; ``None`` until then.
+        self.runtime_config: Optional[Tuple[int, int]] = None
 
 
 state = _State()
@@ -55,19 +63,22 @@ def configure(
 ) -> None:
     """Sets how asyncffi runs, before first use.
 
-    :param worker_threads: tokio worker threads (multi-thread flavour); ``None`` means one per
-        core.
+    :param worker_threads: worker threads of the Rust runtime's scheduler (multi-thread
+        flavour); ``None`` means one per core.
     :param flavor: ``"multi_thread"`` (default) or ``"current_thread"`` (one dedicated thread
-        drives every tokio task).
+        drives every task), or another flavour the library lists.
     :param wake: how completions wake the event loop: ``"threadsafe"`` (a dedicated notifier
         thread calls ``loop.call_soon_threadsafe``; the default) or ``"fd"`` (an eventfd watched
         with ``loop.add_reader``; loops without ``add_reader`` fall back to ``"threadsafe"``).
     :raises ValueError: an unknown flavour or wake strategy, or ``worker_threads < 1``.
-    :raises RuntimeError: tokio, or the first port, already started with different settings.
+    :raises RuntimeError: the runtime, or the first port, already started with different
+        settings.
 
+    It applies to every library loaded now and to those loaded later (each has its own
+    runtimes).
     Calling it again with the settings already in force is a no-op. Thread-safe.
     """
-    if flavor not in FLAVORS:
+    if flavor not in _known(FLAVORS):
         raise ValueError(f"flavor must be one of {sorted(FLAVORS)}, not {flavor!r}")
     if wake not in WAKES:
         raise ValueError(f"wake must be one of {list(WAKES)}, not {wake!r}")
@@ -84,11 +95,14 @@ def configure(
                 f"asyncffi already runs with wake={state.wake!r}; configure(wake={wake!r}) must "
                 "be called before the first call into Rust"
             )
-        check(lib.affi_configure(worker_threads or 0, FLAVORS[flavor]))
+        config = (worker_threads or 0, FLAVORS[flavor])
+        for library in state.libraries:
+            check(library.lib.affi_configure(*config), library.lib)
+        state.runtime_config = config
         state.wake = wake
 
 
-_STATS_FIELDS = (
+STATS_FIELDS = (
     "live_tasks",
     "live_values",
     "live_ports",
@@ -106,7 +120,8 @@ _STATS_FIELDS = (
 
 
 def stats() -> Dict[str, int]:
-    """Counters from the Rust side, as a dict of ints.
+    """Counters from the Rust side, summed over every loaded library, as a dict of ints (each
+    library's own are ``Library.stats()``).
 
     ``live_tasks``, ``live_values``, ``live_ports`` and ``live_objects`` count what is alive
     now (Rust tasks, undelivered heap payloads, completion ports, objects held by Python);
@@ -115,39 +130,80 @@ def stats() -> Dict[str, int]:
     and Python iterators read by Rust (a Rust stream read by Python is a task);
     ``spawned``, ``completed``, ``cancelled``, ``panicked`` and ``wakes`` only grow. Thread-safe.
     """
-    out = ffi.new("AffiStats *")
-    check(lib.affi_stats(out))
-    return {name: int(getattr(out, name)) for name in _STATS_FIELDS}
+    total = dict.fromkeys(STATS_FIELDS, 0)
+    for library in list(state.libraries):
+        for name, value in library.stats().items():
+            total[name] += value
+    return total
+
+
+def on_main_thread() -> bool:
+    """Whether this is the main thread: after shutdown, the thread that runs the ``atexit``
+    handlers, and the only one besides the daemon threads the interpreter is about to stop."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def runtime_id(name: str) -> int:
-    """The C value of a runtime name."""
+    """The C value of a runtime name (one ``affi_runtimes`` lists)."""
     try:
         return RUNTIMES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"runtime must be 'tokio', 'async-std' or 'loop', not {name!r}") from None
+        pass
+    try:
+        return _known(RUNTIMES)[name]  # empty until a library listed them
+    except (KeyError, TypeError):
+        listed = ", ".join(repr(n) for n in runtime_names())
+        raise ValueError(f"runtime must be one of {listed}, not {name!r}") from None
+
+
+def runtime_names() -> List[str]:
+    """The names of the runtimes calls can run on, without aliases, in the order of their C
+    values."""
+    first: Dict[int, str] = {}
+    for name, value in _known(RUNTIMES).items():
+        first.setdefault(value, name)
+    return [first[value] for value in sorted(first)]
+
+
+def learn_runtimes(native: NativeLib) -> None:
+    """Fills ``RUNTIMES`` and ``FLAVORS`` from the Rust core of ``native`` (``affi_runtimes``),
+    unless done already."""
+    if RUNTIMES:
+        return
+    size = ffi.new("uintptr_t *")
+    ptr = native.affi_runtimes(size)
+    names = json.loads(bytes(ffi.buffer(ptr, size[0])).decode("utf-8"))
+    FLAVORS.update(names["flavors"])
+    RUNTIMES.update(names["runtimes"])  # last: a non-empty RUNTIMES means both are filled
+
+
+def _known(table: Dict[str, int]) -> Dict[str, int]:
+    """``table`` (``RUNTIMES`` or ``FLAVORS``), filled from the built-in cdylib (opened, not
+    loaded as a library) if no library has been loaded yet."""
+    if not RUNTIMES:
+        learn_runtimes(open_native(library_path()))
+    return table
 
 
 def _shutdown() -> None:
-    from . import _port
-
     with state.lock:
         if state.shut_down:
             return
         state.shut_down = True
         forked = state.forked
-    _port.forget_all()
-    if not forked:  # a forked child's Rust state belongs to threads that do not exist here
-        lib.affi_shutdown(SHUTDOWN_TIMEOUT_MS)
+        libraries = list(state.libraries)
+    # Each library stops its own wake-ups and runtimes; each step is bounded, so the whole is
+    # bounded by the number of libraries times twice SHUTDOWN_TIMEOUT_MS.
+    for library in reversed(libraries):
+        library._stop(at_exit=True, forked=forked)
 
 
 def _after_fork_in_child() -> None:
-    from . import _port
-
     if state.ports_opened:
         state.lock = threading.Lock()  # the parent's lock may have been held at fork time
         state.forked = True
-        _port.forget_all()
+        for library in state.libraries:
+            library.forget_ports(at_exit=False)
 
 
 atexit.register(_shutdown)

@@ -1,7 +1,8 @@
 """``RustStream``: the async iterator an exported Rust stream function returns.
 
 Calling the function only checks and converts its arguments. The first ``__anext__`` binds to
-the running loop and starts the Rust stream as a task; from then on its items arrive through
+the running loop (or, with no asyncio loop running, to the trio run: see ``_trio``) and starts
+the Rust stream as a task; from then on its items arrive through
 the loop's port, many per wake-up and per drain, into this stream's inbox, and ``__anext__``
 takes them from there without touching Rust.
 
@@ -18,23 +19,23 @@ its runtime at once, even while it waits for credit.
 from __future__ import annotations
 
 import collections
-from asyncio import AbstractEventLoop, CancelledError, Future, get_running_loop
-from typing import Any, Callable, Generic, List, Optional, Tuple, TypeVar
+from asyncio import AbstractEventLoop, CancelledError, Future
+from typing import TYPE_CHECKING, Any, Callable, Generic, List, Optional, Tuple, TypeVar
 
 from ._call import lend, take_back
-from ._errors import status_error
-from ._loader import lib
-from ._port import Port, ShutDownError, current_port
-from ._runtime import state
+from ._closing import on_close
+from ._errors import SHUT_DOWN, ShutDownError, status_error
+from ._port import Port, running_loop
+from ._runtime import on_main_thread, state
 from ._values import u64
+
+if TYPE_CHECKING:
+    from ._library import Library
 
 T = TypeVar("T")
 
 #: Items a Rust stream may run ahead of its consumer unless ``buffer`` says otherwise.
 DEFAULT_BUFFER = 1024
-
-_grant = lib.affi_stream_grant
-_cancel = lib.affi_task_cancel
 
 _NEW, _RUNNING, _DONE = 0, 1, 2
 
@@ -62,8 +63,8 @@ class Inbox(collections.deque):  # type: ignore[type-arg]
     def set_exception(self, exception: BaseException, /) -> None:
         self._end(exception)
 
-    def cancel(self) -> bool:
-        self._end(CancelledError())
+    def cancel(self, msg: Any = None) -> bool:
+        self._end(CancelledError() if msg is None else CancelledError(msg))
         return True
 
     def _end(self, error: Optional[BaseException]) -> None:
@@ -97,6 +98,7 @@ class RustStream(Generic[T]):
         "_fn",
         "_grant_at",
         "_inbox",
+        "_library",
         "_loop",
         "_port",
         "_state",
@@ -106,9 +108,14 @@ class RustStream(Generic[T]):
     )
 
     def __init__(
-        self, fn: Callable[..., int], args: Tuple[Any, ...], buffer: Optional[int] = None
+        self,
+        library: Library,
+        fn: Callable[..., int],
+        args: Tuple[Any, ...],
+        buffer: Optional[int] = None,
     ) -> None:
         self._state = _NEW  # first: ``__del__`` reads it even if the arguments are refused
+        self._library = library
         if buffer is None:
             buffer = DEFAULT_BUFFER
         else:
@@ -172,16 +179,19 @@ class RustStream(Generic[T]):
     def _start(self) -> Inbox:
         if self._state == _DONE:
             raise StopAsyncIteration
-        loop = get_running_loop()
+        loop = running_loop()  # asyncio's, or the trio run's host (``_trio``)
         inbox = Inbox()
         self._inbox = inbox
         self._loop = loop
         try:
-            port = current_port(loop)
+            port = self._library.current_port(loop)
         except ShutDownError:
-            # After shutdown (interpreter exit) the stream never delivers, like a call.
-            self._state = _RUNNING
-            return inbox
+            self._args = ()
+            if state.shut_down and not on_main_thread():  # a daemon thread at exit: wait
+                self._state = _RUNNING
+                return inbox
+            self._state = _DONE
+            raise
         token = next(port.tokens)
         lent: List[int] = []
         try:
@@ -194,11 +204,11 @@ class RustStream(Generic[T]):
             self._args = ()
         if task <= 0:
             take_back(port, lent)
-            if state.shut_down:
+            if state.shut_down and not on_main_thread():
                 self._state = _RUNNING
                 return inbox
             self._state = _DONE
-            raise status_error(task)
+            raise ShutDownError(SHUT_DOWN) if state.shut_down else status_error(task, port.lib)
         port.pending[token] = inbox
         port.streams[token] = inbox
         self._port = port
@@ -211,7 +221,9 @@ class RustStream(Generic[T]):
         """Returns the credits of the items taken since the last time."""
         n = self._unacked
         self._unacked = 0
-        _grant(self._task, n)  # ERR_CLOSED: the stream has ended; nothing to give back
+        port = self._port
+        if port is not None:  # ERR_CLOSED: the stream has ended; nothing to give back
+            port.lib.affi_stream_grant(self._task, n)
 
     def _finish(self, inbox: Inbox) -> None:
         """Ends the iteration: raises the stream's error once, else ``StopAsyncIteration``."""
@@ -228,7 +240,7 @@ class RustStream(Generic[T]):
         port = self._port
         if port is not None:
             if port.pending.pop(self._token, None) is not None:
-                _cancel(self._task)  # still running in Rust
+                port.lib.affi_task_cancel(self._task)  # still running in Rust
             port.streams.pop(self._token, None)
         inbox = self._inbox
         if inbox is not None:
@@ -250,3 +262,10 @@ class RustStream(Generic[T]):
     def __repr__(self) -> str:
         where = {_NEW: "not started", _RUNNING: f"running as task {self._task:#x}", _DONE: "done"}
         return f"<RustStream {where[self._state]}>"
+
+
+@on_close
+def _drop_inboxes(port: Port, abandon: bool) -> None:
+    """Close hook of the Rust streams: the inboxes of those read on ``port`` are dropped (their
+    readers learn of the close from their loop)."""
+    port.streams.clear()

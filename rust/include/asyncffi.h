@@ -4,18 +4,17 @@
 typedef enum {
   // Success.
   AFFI_STATUS_OK = 0,
-  // An argument has the wrong type or shape (Python `TypeError`).
+  // An argument has the wrong type or shape.
   AFFI_STATUS_ERR_TYPE = -1,
-  // An argument has the right type but a bad value (Python `ValueError`).
+  // An argument has the right type but a bad value.
   AFFI_STATUS_ERR_VALUE = -2,
-  // An integer does not fit (Python `OverflowError`).
+  // An integer does not fit.
   AFFI_STATUS_ERR_OVERFLOW = -3,
-  // The port, task or object handle is stale, forged or closed (Python `ClosedError`).
+  // The port, task or object handle is stale, forged or closed.
   AFFI_STATUS_ERR_CLOSED = -4,
-  // The runtime cannot take work: shut down, failed to start, or configured in conflict
-  // (Python `RuntimeError`).
+  // The runtime cannot take work: shut down, failed to start, or configured in conflict.
   AFFI_STATUS_ERR_RUNTIME = -5,
-  // Rust code panicked inside the call (Python `RustPanic`).
+  // Rust code panicked inside the call.
   AFFI_STATUS_ERR_PANIC = -6,
 } AffiStatus;
 
@@ -80,24 +79,6 @@ typedef enum {
   AFFI_WAKE_FD = 1,
 } AffiWake;
 
-// Which runtime a call runs on, as the C ABI passes it.
-typedef enum {
-  // tokio (multi-thread unless configured otherwise).
-  AFFI_RUNTIME_TOKIO = 0,
-  // async-std's global executor.
-  AFFI_RUNTIME_ASYNC_STD = 1,
-  // No runtime thread: polled on the event loop's thread (see `local`).
-  AFFI_RUNTIME_LOOP = 2,
-} AffiRuntime;
-
-// tokio's scheduler flavour.
-typedef enum {
-  // A pool of worker threads (the default).
-  AFFI_FLAVOR_MULTI_THREAD = 0,
-  // One dedicated thread drives every task.
-  AFFI_FLAVOR_CURRENT_THREAD = 1,
-} AffiFlavor;
-
 // One completion as Python reads it from the drain array.
 typedef struct {
   // The token Python gave when it started the call.
@@ -110,9 +91,11 @@ typedef struct {
   int64_t int_value;
   // Payload of `Float`.
   double float_value;
-  // Payload of `Bytes`, `Str` and `Packed`; valid until the next `affi_port_release`.
+  // Payload of `Bytes`, `Str` and `Packed`; valid until the next `affi_port_release` (a
+  // drained completion) or `affi_port_release_inline` for its token (an inline one).
   const uint8_t *data;
-  // Length of `data` in bytes.
+  // Length of `data` in bytes; for an `Object` (whose `data` is NULL), which exported
+  // object type it is: its 1-based position in the manifest's objects, 0 if none.
   uintptr_t len;
 } AffiCompletion;
 
@@ -149,8 +132,19 @@ typedef struct {
 // The ABI version (`ABI_VERSION`).
 uint32_t affi_abi_version(void);
 
-// Sets how tokio is built: `worker_threads` (0 = one per core) and `flavor` (`AffiFlavor`).
-// Returns 0, or `AFFI_STATUS_ERR_RUNTIME` if tokio already runs with another configuration.
+// The runtimes calls can run on and the flavours of tokio's scheduler, with their C values,
+// as a UTF-8 JSON document written to `len` and returned: `{"runtimes": {name: value, ...},
+// "flavors": {name: value, ...}}`. A runtime may have several names (aliases); its value is
+// the `runtime_id` argument of hand-written exports, a flavour's is `affi_configure`'s
+// `flavor`. It lives as long as the library; never free it.
+//
+// # Safety
+// `len` must be NULL or point to a writable `size_t`.
+const uint8_t *affi_runtimes(uintptr_t *len);
+
+// Sets how tokio is built: `worker_threads` (0 = one per core) and `flavor` (a value
+// `affi_runtimes` lists). Returns 0, or `AFFI_STATUS_ERR_RUNTIME` if tokio already runs with
+// another configuration.
 int32_t affi_configure(uint32_t worker_threads, uint32_t flavor);
 
 // Registers the callback the notifier thread calls for `threadsafe` ports (NULL unregisters).
@@ -161,7 +155,7 @@ int32_t affi_set_wake_callback(void (*callback)(uint64_t port));
 // Opens a completion port with the wake strategy `wake` (`AffiWake`) and returns its id (> 0).
 int64_t affi_port_open(uint32_t wake);
 
-// The eventfd of an `fd` port, for the loop's `add_reader`. Owned by the port: do not close it.
+// The eventfd of an `fd` port, for the loop to watch. Owned by the port: do not close it.
 int32_t affi_port_fd(uint64_t port);
 
 // Copies up to `cap` completions of `port` into `out` and returns how many (>= 0). After a
@@ -175,22 +169,30 @@ int64_t affi_port_drain(uint64_t port, AffiCompletion *out, uintptr_t cap);
 
 // The eager path: after an exported function called with `port` and `token` returned 0 (its
 // future finished on its first poll, on this thread), writes that outcome into `out`, as a
-// drain would. Its payload stays valid until `affi_port_release_inline` on `port`. Returns 0,
-// or `AFFI_STATUS_ERR_VALUE` if this thread holds no inline outcome for that call.
+// drain would. Its payload stays valid until `affi_port_release_inline` on `port` for `token`
+// (releasing another call's inline outcome leaves it alone). Returns 0,
+// `AFFI_STATUS_ERR_VALUE` if this thread holds no inline outcome for that call, or
+// `AFFI_STATUS_ERR_CLOSED` if the port is closed (the outcome is then dropped).
 //
 // # Safety
 // `out` must point to a writable `AffiCompletion`. Call on the thread that made the call.
 int32_t affi_port_take_inline(uint64_t port, uint64_t token, AffiCompletion *out);
 
-// Frees the payload of the inline outcomes taken from `port` so far.
-int32_t affi_port_release_inline(uint64_t port);
+// Frees the payload of the inline outcome of call `token` taken from `port`. Works on a
+// closed port too (the payload lingered); returns `AFFI_STATUS_ERR_CLOSED` if the port is
+// closed and held nothing for `token`.
+int32_t affi_port_release_inline(uint64_t port, uint64_t token);
 
-// Frees the payloads of the batches drained from `port` so far.
+// Frees the payloads of the batches drained from `port` so far. Works on a closed port too
+// (the batch being read lingered); returns `AFFI_STATUS_ERR_CLOSED` if the port is closed and
+// held nothing.
 int32_t affi_port_release(uint64_t port);
 
 // Closes `port`: cancels its tasks, frees its queue; later completions are dropped on arrival.
-// For an `fd` port, remove the loop's reader first. Call it from the port's loop thread (or once
-// no drain can run): the payloads of a batch being read are freed with the port.
+// For an `fd` port, remove the loop's reader first. May be called from any thread, also while
+// the loop thread reads a drained batch or an inline outcome: those payloads stay valid until
+// that thread calls `affi_port_release` / `affi_port_release_inline` (a drain of a closed
+// port returns `AFFI_STATUS_ERR_CLOSED`).
 int32_t affi_port_close(uint64_t port);
 
 // Requests cancellation of `task`: the future is dropped on its runtime at its next poll, and
@@ -259,8 +261,9 @@ int32_t affi_object_free(uint64_t handle);
 // `out` must point to a writable `AffiStats`.
 int32_t affi_stats(AffiStats *out);
 
-// Interpreter exit: stops all wake callbacks (waiting for one in progress to return), closes
-// every port (cancelling its tasks) and shuts the runtimes down within `timeout_ms`.
+// Interpreter exit: stops all wake callbacks (waiting for one in progress to return, for
+// `timeout_ms` at most), closes every port (cancelling its tasks) and shuts the runtimes down
+// within `timeout_ms`. Returns in about twice `timeout_ms` at most, whatever Python does.
 // Call with the GIL released (cffi does). Later spawns fail with `AFFI_STATUS_ERR_RUNTIME`.
 int32_t affi_shutdown(uint32_t timeout_ms);
 
@@ -270,3 +273,16 @@ int32_t affi_shutdown(uint32_t timeout_ms);
 // # Safety
 // `len` must point to a writable `uintptr_t`.
 const uint8_t *affi_last_error(uintptr_t *len);
+
+// The library's manifest (see [`crate::manifest`]): a UTF-8 JSON document describing every
+// exported function and object, written to `len` and returned. It lives as long as the
+// library; never free it.
+//
+// # Safety
+// `len` must be NULL or point to a writable `size_t`.
+const uint8_t *affi_manifest(uintptr_t *len);
+
+// Frees the payload a sync exported function wrote into its `AffiCompletion` (call it once
+// for every non-NULL `data` a sync call returned). Returns `AFFI_STATUS_ERR_VALUE` for an
+// address no sync result is held at (freed already, or never a sync result).
+int32_t affi_result_free(const uint8_t *data);

@@ -63,11 +63,7 @@ pub unsafe fn value(
         t if t == AffiTag::Bytes as u32 => Value::Bytes(unsafe { bytes(data, len) }?.to_vec()),
         t if t == AffiTag::Str as u32 => Value::Str(unsafe { string(data, len) }?),
         t if t == AffiTag::Packed as u32 => {
-            codec::decode(unsafe { bytes(data, len) }?).map_err(|e| match e {
-                CodecError::Overflow(m) => Failure::new(AffiStatus::ErrOverflow, m),
-                CodecError::Type(m) => Failure::new(AffiStatus::ErrType, m),
-                CodecError::Invalid(m) => Failure::new(AffiStatus::ErrValue, m),
-            })?
+            codec::decode(unsafe { bytes(data, len) }?).map_err(codec_failure)?
         }
         _ => {
             return Err(Failure::new(
@@ -76,4 +72,23 @@ pub unsafe fn value(
             ))
         }
     })
+}
+
+/// A packed list of values at `data`/`len` (call arguments, a batch of stream items), decoded
+/// and copied; each item may be nested as deep as a value passed alone (see
+/// [`codec::decode_items`]).
+///
+/// # Safety
+/// As for [`bytes`].
+pub unsafe fn items(data: *const u8, len: usize) -> Result<Vec<Value>, Failure> {
+    // SAFETY: forwarded contract.
+    codec::decode_items(unsafe { bytes(data, len) }?).map_err(codec_failure)
+}
+
+pub(crate) fn codec_failure(e: CodecError) -> Failure {
+    match e {
+        CodecError::Overflow(m) => Failure::new(AffiStatus::ErrOverflow, m),
+        CodecError::Type(m) => Failure::new(AffiStatus::ErrType, m),
+        CodecError::Invalid(m) => Failure::new(AffiStatus::ErrValue, m),
+    }
 }

@@ -11,26 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-/// Failure codes returned (negated into `i32`/`i64`) by C ABI functions.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiStatus {
-    /// Success.
-    Ok = 0,
-    /// An argument has the wrong type or shape (Python `TypeError`).
-    ErrType = -1,
-    /// An argument has the right type but a bad value (Python `ValueError`).
-    ErrValue = -2,
-    /// An integer does not fit (Python `OverflowError`).
-    ErrOverflow = -3,
-    /// The port, task or object handle is stale, forged or closed (Python `ClosedError`).
-    ErrClosed = -4,
-    /// The runtime cannot take work: shut down, failed to start, or configured in conflict
-    /// (Python `RuntimeError`).
-    ErrRuntime = -5,
-    /// Rust code panicked inside the call (Python `RustPanic`).
-    ErrPanic = -6,
-}
+pub use crate::abi::AffiStatus;
 
 /// A failure: its status code and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,9 +70,9 @@ thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Installs (once) a panic hook that stays quiet for panics `catching` will turn into a
-/// `RustPanic` (their message reaches Python; set `ASYNCFFI_SHOW_PANICS=1` to print them too),
-/// and hands every other panic to the hook that was there before.
+/// Installs (once) a panic hook that stays quiet for panics `catching` will turn into a status
+/// or an outcome (their message reaches Python; set `ASYNCFFI_SHOW_PANICS=1` to print them
+/// too), and hands every other panic to the hook that was there before.
 fn install_quiet_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -106,7 +87,8 @@ fn install_quiet_hook() {
     });
 }
 
-/// `catch_unwind` for panics that become a `RustPanic`: the panic hook does not print them.
+/// `catch_unwind` for panics that become an `ErrPanic` status or a panic outcome: the panic
+/// hook does not print them.
 pub fn catching<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     install_quiet_hook();
     CATCHING.with(|c| c.set(c.get() + 1));

@@ -9,12 +9,12 @@
 //!    request (call id, callable id, packed arguments) on that port: the same queue and the same
 //!    coalesced wake as completions, so no runtime thread ever touches Python.
 //! 3. **Run.** On its loop thread Python calls the callable inside a copy of the captured
-//!    context; an awaitable result runs as an asyncio task.
+//!    context; an awaitable result runs as a task of that loop.
 //! 4. **Answer.** When it finishes, Python answers with one C call (`affi_call_complete`): the
 //!    value, or the exception's type name and message plus the id of the exception object,
 //!    which Rust keeps (`PyRef`) so that returning the error to Python raises the original.
 //! 5. **Cancel.** Dropping an unanswered `PyCall` removes its slot and queues a `Cancel`
-//!    request: Python cancels the task (its `except CancelledError` and `finally` blocks run).
+//!    request: Python cancels the task (its cancellation handlers and `finally` blocks run).
 //!    A late answer finds no slot and is refused, so Python releases what it sent.
 //! 6. **Close.** Closing the port fails every call still waiting on it, at once.
 //!
@@ -27,8 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::boundary::{AffiStatus, Failure};
+use crate::close_hooks::{CloseHook, Phase, CLOSE_HOOKS};
 use crate::codec;
-use crate::handle_table::HandleTable;
+use crate::handle_table::{self, HandleTable};
 use crate::port::{AffiRequest, Buffer, Port};
 use crate::pyref::{PyKind, PyRef};
 use crate::stats::LIVE_CALLS;
@@ -42,7 +43,8 @@ use crate::value::{Error, Origin, Value};
 /// exception (same type, same traceback), not a copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PythonError {
-    /// The exception's type name, such as `"ValueError"`.
+    /// The name of the exception's class, or [`PythonError::CLOSED`] / [`PythonError::TYPE`]
+    /// for the errors Rust makes itself.
     pub type_name: String,
     /// `str(exception)`.
     pub message: String,
@@ -50,6 +52,13 @@ pub struct PythonError {
 }
 
 impl PythonError {
+    /// The `type_name` of the error of a call or iterator whose event loop closed: it never
+    /// answered, and never will.
+    pub const CLOSED: &'static str = "closed";
+    /// The `type_name` of the error of a call whose arguments or answer could not cross (a
+    /// value the other side cannot represent).
+    pub const TYPE: &'static str = "type";
+
     /// An error with no Python exception object behind it.
     pub fn new(type_name: impl Into<String>, message: impl Into<String>) -> Self {
         PythonError {
@@ -105,9 +114,9 @@ impl PyCallable {
     pub fn call(&self, args: Vec<Value>) -> PyCall {
         let port = self.object.port().clone();
         let shared = Arc::new(CallShared::default());
-        let encoded = match codec::encode(&Value::List(args)) {
+        let encoded = match codec::encode_items(&args) {
             Ok(bytes) => bytes,
-            Err(e) => return PyCall::failed(PythonError::new("TypeError", e.to_string())),
+            Err(e) => return PyCall::failed(PythonError::new(PythonError::TYPE, e.to_string())),
         };
         let id = calls().insert(CallEntry {
             shared: shared.clone(),
@@ -134,7 +143,7 @@ impl PyCallable {
 
 pub(crate) fn closed() -> PythonError {
     PythonError::new(
-        "ClosedError",
+        PythonError::CLOSED,
         "the event loop of this Python object is closed",
     )
 }
@@ -198,12 +207,20 @@ pub fn complete(
     if answered {
         Ok(())
     } else {
-        Err(Failure::new(
-            AffiStatus::ErrClosed,
-            "the Rust side no longer waits for this call (cancelled or answered)",
-        ))
+        Err(handle_table::miss(id, "call", || {
+            Failure::new(
+                AffiStatus::ErrClosed,
+                "the Rust side no longer waits for this call (cancelled or answered)",
+            )
+        }))
     }
 }
+
+#[linkme::distributed_slice(CLOSE_HOOKS)]
+static CLOSE_HOOK: CloseHook = CloseHook {
+    phase: Phase::Fail,
+    run: fail_port,
+};
 
 /// Step 6: fails every call waiting on port `port`.
 pub fn fail_port(port: u64) {
@@ -218,8 +235,8 @@ pub fn fail_port(port: u64) {
 }
 
 /// The future of one call to a Python callable. Resolves to the call's result, or to a
-/// `PythonError` (the exception it raised, `CancelledError` if its task was cancelled from
-/// Python, `ClosedError` if its event loop closed).
+/// `PythonError` (the exception it raised, the cancellation if its task was cancelled from
+/// Python, [`PythonError::CLOSED`] if its event loop closed).
 #[must_use = "dropping a PyCall cancels the Python call"]
 pub struct PyCall {
     id: u64,

@@ -4,15 +4,21 @@
 //! with it; this module is the Rust half. Only what `Value` can hold is accepted: nil, bool,
 //! int (anything outside `i64` is an overflow error), float32/64, str (UTF-8 checked), bin,
 //! array and map with str keys. Extension types and non-str keys are rejected with a message
-//! naming the problem. Nesting is limited to `MAX_DEPTH` levels both ways so hostile input
-//! cannot overflow the stack, and declared lengths are checked against the bytes present
-//! before anything is allocated.
+//! naming the problem. Nesting is limited to `MAX_DEPTH` levels of containers both ways so
+//! hostile input cannot overflow the stack, declared lengths are checked against the bytes
+//! present before anything is allocated, and a str, bytes, list or dict too long for the
+//! format's 32-bit lengths is an error, never a truncated length.
 
 use crate::value::Value;
 
-/// Deepest nesting accepted: far beyond real data, and shallow enough that the recursive
-/// encoder and decoder stay well inside a 2 MiB thread stack even in debug builds.
+/// Deepest nesting accepted, in levels of containers: `[1]` and `[]` are one level, a scalar
+/// none; a list of `MAX_DEPTH` nested lists is accepted, one more level is refused. Far beyond
+/// real data, and shallow enough that the recursive encoder and decoder stay well inside a
+/// 2 MiB thread stack even in debug builds.
 pub const MAX_DEPTH: usize = 128;
+
+/// The longest str, bytes, list or dict the format can describe: its lengths are 32-bit.
+pub const MAX_LEN: usize = u32::MAX as usize;
 
 /// Why a buffer could not be decoded (or a value encoded).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +56,23 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
     write_value(out, value, 0).inspect_err(|_| out.truncate(start))
 }
 
+/// Encodes `items` as one list whose items may each be nested `MAX_DEPTH` levels deep (the
+/// list itself, a carrier such as a call's argument list, is not counted).
+pub fn encode_items(items: &[Value]) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(64);
+    write_len(
+        &mut out,
+        items.len(),
+        Some((0x90, 16)),
+        [0, 0xdc, 0xdd],
+        "list",
+    )?;
+    for item in items {
+        write_value(&mut out, item, 0)?;
+    }
+    Ok(out)
+}
+
 /// The header of a list whose length is filled in later by [`finish_list`]: a list of items
 /// appended one by one (for instance, a batch of stream items).
 pub const OPEN_LIST: [u8; 5] = [0xdd, 0, 0, 0, 0];
@@ -59,7 +82,16 @@ pub fn finish_list(buf: &mut [u8], len: u32) {
     buf[1..5].copy_from_slice(&len.to_be_bytes());
 }
 
-fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, markers: [u8; 3]) {
+/// Writes a length header: the fix form when `len` fits it, else the narrowest of the 8-, 16-
+/// and 32-bit forms (a zero `markers[0]` means the kind has no 8-bit form). A length above
+/// [`MAX_LEN`] is an error naming `what`, and nothing is written.
+fn write_len(
+    out: &mut Vec<u8>,
+    len: usize,
+    fix: Option<(u8, usize)>,
+    markers: [u8; 3],
+    what: &str,
+) -> Result<(), CodecError> {
     match fix {
         Some((base, limit)) if len < limit => out.push(base | len as u8),
         _ if len <= 0xff && markers[0] != 0 => {
@@ -71,10 +103,29 @@ fn write_len(out: &mut Vec<u8>, len: usize, fix: Option<(u8, usize)>, markers: [
             out.extend_from_slice(&(len as u16).to_be_bytes());
         }
         _ => {
+            let len32 = u32::try_from(len).map_err(|_| too_large(what, len))?;
             out.push(markers[2]);
-            out.extend_from_slice(&(len as u32).to_be_bytes());
+            out.extend_from_slice(&len32.to_be_bytes());
         }
     }
+    Ok(())
+}
+
+fn too_large(what: &str, len: usize) -> CodecError {
+    let unit = match what {
+        "str" | "bytes" | "dict key" => "bytes",
+        "dict" => "entries",
+        _ => "items",
+    };
+    CodecError::Invalid(format!(
+        "{what} of {len} {unit} is too large to encode (at most {MAX_LEN})"
+    ))
+}
+
+fn too_deep() -> CodecError {
+    CodecError::Invalid(format!(
+        "value nested deeper than {MAX_DEPTH} levels of lists and dicts"
+    ))
 }
 
 fn write_int(out: &mut Vec<u8>, i: i64) {
@@ -96,38 +147,53 @@ fn write_int(out: &mut Vec<u8>, i: i64) {
     }
 }
 
+/// Writes `value`, which `depth` containers enclose.
 fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), CodecError> {
-    if depth >= MAX_DEPTH {
-        return Err(CodecError::Invalid(format!(
-            "value nested deeper than {MAX_DEPTH} levels"
-        )));
+    if matches!(value, Value::List(_) | Value::Dict(_)) && depth >= MAX_DEPTH {
+        return Err(too_deep());
     }
     match value {
         Value::None => out.push(0xc0),
         Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
         Value::Int(i) => write_int(out, *i),
+        Value::UInt(u) => {
+            out.push(0xcf);
+            out.extend_from_slice(&u.to_be_bytes());
+        }
         Value::Float(x) => {
             out.push(0xcb);
             out.extend_from_slice(&x.to_be_bytes());
         }
         Value::Str(s) => {
-            write_len(out, s.len(), Some((0xa0, 32)), [0xd9, 0xda, 0xdb]);
+            write_len(out, s.len(), Some((0xa0, 32)), [0xd9, 0xda, 0xdb], "str")?;
             out.extend_from_slice(s.as_bytes());
         }
         Value::Bytes(b) => {
-            write_len(out, b.len(), None, [0xc4, 0xc5, 0xc6]);
+            write_len(out, b.len(), None, [0xc4, 0xc5, 0xc6], "bytes")?;
             out.extend_from_slice(b);
         }
         Value::List(items) => {
-            write_len(out, items.len(), Some((0x90, 16)), [0, 0xdc, 0xdd]);
+            write_len(out, items.len(), Some((0x90, 16)), [0, 0xdc, 0xdd], "list")?;
             for item in items {
                 write_value(out, item, depth + 1)?;
             }
         }
         Value::Dict(entries) => {
-            write_len(out, entries.len(), Some((0x80, 16)), [0, 0xde, 0xdf]);
+            write_len(
+                out,
+                entries.len(),
+                Some((0x80, 16)),
+                [0, 0xde, 0xdf],
+                "dict",
+            )?;
             for (key, item) in entries {
-                write_len(out, key.len(), Some((0xa0, 32)), [0xd9, 0xda, 0xdb]);
+                write_len(
+                    out,
+                    key.len(),
+                    Some((0xa0, 32)),
+                    [0xd9, 0xda, 0xdb],
+                    "dict key",
+                )?;
                 out.extend_from_slice(key.as_bytes());
                 write_value(out, item, depth + 1)?;
             }
@@ -146,13 +212,24 @@ fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), Cod
 pub fn decode(buf: &[u8]) -> Result<Value, CodecError> {
     let mut reader = Reader { buf, pos: 0 };
     let value = reader.value(0)?;
-    if reader.pos != buf.len() {
-        return Err(CodecError::Invalid(format!(
-            "{} trailing bytes after the encoded value",
-            buf.len() - reader.pos
-        )));
-    }
+    reader.end()?;
     Ok(value)
+}
+
+/// Decodes one MessagePack buffer holding exactly one list, whose items may each be nested
+/// `MAX_DEPTH` levels deep (the list itself, a carrier such as a batch of stream items, is not
+/// counted). Anything but a list is a `CodecError::Type`.
+pub fn decode_items(buf: &[u8]) -> Result<Vec<Value>, CodecError> {
+    let mut reader = Reader { buf, pos: 0 };
+    let marker = reader.array::<1>()?[0];
+    let n = match marker {
+        0x90..=0x9f => (marker & 0x0f) as usize,
+        0xdc | 0xdd => reader.len(2 << (marker - 0xdc))?,
+        _ => return Err(CodecError::Type("expected a packed list".into())),
+    };
+    let items = reader.items(n, 0)?;
+    reader.end()?;
+    Ok(items)
 }
 
 struct Reader<'a> {
@@ -161,6 +238,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn end(&self) -> Result<(), CodecError> {
+        if self.pos != self.buf.len() {
+            return Err(CodecError::Invalid(format!(
+                "{} trailing bytes after the encoded value",
+                self.buf.len() - self.pos
+            )));
+        }
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self
             .pos
@@ -202,12 +289,8 @@ impl<'a> Reader<'a> {
             .map_err(|e| CodecError::Invalid(format!("str is not valid UTF-8: {e}")))
     }
 
+    /// Reads one value, which `depth` containers enclose.
     fn value(&mut self, depth: usize) -> Result<Value, CodecError> {
-        if depth >= MAX_DEPTH {
-            return Err(CodecError::Invalid(format!(
-                "value nested deeper than {MAX_DEPTH} levels"
-            )));
-        }
         let marker = self.array::<1>()?[0];
         Ok(match marker {
             0x00..=0x7f => Value::Int(i64::from(marker)),
@@ -220,9 +303,7 @@ impl<'a> Reader<'a> {
             0xce => Value::Int(i64::from(u32::from_be_bytes(self.array()?))),
             0xcf => {
                 let v = u64::from_be_bytes(self.array()?);
-                Value::Int(i64::try_from(v).map_err(|_| {
-                    CodecError::Overflow(format!("int {v} does not fit in 64-bit signed"))
-                })?)
+                i64::try_from(v).map_or(Value::UInt(v), Value::Int)
             }
             0xd0 => Value::Int(i64::from(self.array::<1>()?[0] as i8)),
             0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array()?))),
@@ -262,16 +343,29 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn list(&mut self, n: usize, depth: usize) -> Result<Value, CodecError> {
+    /// `n` values, each enclosed by `depth` containers.
+    fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Value>, CodecError> {
         let n = self.count(n)?;
         let mut items = Vec::with_capacity(n);
         for _ in 0..n {
-            items.push(self.value(depth + 1)?);
+            items.push(self.value(depth)?);
         }
-        Ok(Value::List(items))
+        Ok(items)
     }
 
+    /// A list of `n` items, which `depth` containers enclose.
+    fn list(&mut self, n: usize, depth: usize) -> Result<Value, CodecError> {
+        if depth >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(Value::List(self.items(n, depth + 1)?))
+    }
+
+    /// A dict of `n` entries, which `depth` containers enclose.
     fn dict(&mut self, n: usize, depth: usize) -> Result<Value, CodecError> {
+        if depth >= MAX_DEPTH {
+            return Err(too_deep());
+        }
         let n = self.count(n)?;
         let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
@@ -295,7 +389,7 @@ pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::None => "NoneType",
         Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
+        Value::Int(_) | Value::UInt(_) => "int",
         Value::Float(_) => "float",
         Value::Bytes(_) => "bytes",
         Value::Str(_) => "str",
@@ -371,10 +465,24 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_ints_are_overflow_errors() {
+    fn uint64_above_i64_is_a_uint_and_round_trips() {
         let mut buf = vec![0xcf];
         buf.extend_from_slice(&(1u64 << 63).to_be_bytes());
-        assert!(matches!(decode(&buf), Err(CodecError::Overflow(_))));
+        assert_eq!(decode(&buf).unwrap(), Value::UInt(1 << 63));
+        round_trip(Value::UInt(u64::MAX));
+        round_trip(Value::List(vec![
+            Value::UInt(u64::MAX),
+            Value::Int(i64::MIN),
+        ]));
+        // A uint64 that fits in i64 is an Int: one form per int.
+        let mut small = vec![0xcf];
+        small.extend_from_slice(&7u64.to_be_bytes());
+        assert_eq!(decode(&small).unwrap(), Value::Int(7));
+        assert_eq!(
+            decode(&encode(&Value::UInt(7)).unwrap()).unwrap(),
+            Value::UInt(7)
+        );
+        assert_ne!(Value::Int(-1), Value::UInt(u64::MAX));
     }
 
     #[test]
@@ -395,8 +503,88 @@ mod tests {
             decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
             Err(CodecError::Invalid(_))
         ));
-        let deep = vec![0x91u8; MAX_DEPTH + 1];
-        assert!(matches!(decode(&deep), Err(CodecError::Invalid(m)) if m.contains("deeper")));
+    }
+
+    /// `levels` lists nested in one another, the innermost holding `inner`.
+    fn nested(levels: usize, inner: Value) -> Value {
+        (0..levels).fold(inner, |v, _| Value::List(vec![v]))
+    }
+
+    #[test]
+    fn nesting_is_accepted_up_to_max_depth_levels_and_refused_beyond() {
+        for inner in [Value::Int(1), Value::List(vec![]), Value::Dict(vec![])] {
+            // `inner` itself is a level when it is a container.
+            let extra = usize::from(!matches!(inner, Value::Int(_)));
+            let deepest = nested(MAX_DEPTH - extra, inner.clone());
+            round_trip(deepest.clone());
+            let too_deep = nested(MAX_DEPTH + 1 - extra, inner.clone());
+            let refused = |r: Result<_, CodecError>| matches!(r, Err(CodecError::Invalid(m)) if m.contains("deeper than 128 levels"));
+            assert!(refused(encode(&too_deep).map(|_| ())));
+            // The same bytes built by hand (the encoder refuses to make them).
+            let mut bytes = vec![0x91u8; MAX_DEPTH + 1 - extra];
+            bytes.extend(encode(&inner).unwrap());
+            assert!(refused(decode(&bytes).map(|_| ())));
+            bytes.truncate(0);
+            bytes.extend(vec![0x91u8; MAX_DEPTH - extra]);
+            bytes.extend(encode(&inner).unwrap());
+            assert_eq!(decode(&bytes).unwrap(), deepest);
+        }
+        // Dicts count as levels as lists do.
+        let dicts = (0..MAX_DEPTH).fold(Value::None, |v, _| Value::Dict(vec![("k".into(), v)]));
+        round_trip(dicts.clone());
+        assert!(encode(&Value::List(vec![dicts])).is_err());
+    }
+
+    #[test]
+    fn items_of_a_carrier_list_may_each_be_max_depth_levels_deep() {
+        let items = vec![nested(MAX_DEPTH, Value::None), Value::Int(2)];
+        let bytes = encode_items(&items).unwrap();
+        let shallow = vec![Value::Int(1), Value::Str("a".into())];
+        assert_eq!(
+            encode_items(&shallow).unwrap(),
+            encode(&Value::List(shallow.clone())).unwrap()
+        );
+        assert_eq!(decode_items(&bytes).unwrap(), items);
+        assert!(
+            decode(&bytes).is_err(),
+            "as one value the list is a level too many"
+        );
+        assert!(encode_items(&[nested(MAX_DEPTH + 1, Value::None)]).is_err());
+        let mut too_deep = vec![0x91u8; MAX_DEPTH + 2];
+        too_deep.push(0xc0);
+        assert!(decode_items(&too_deep).is_err());
+        assert!(matches!(decode_items(&[0xc0]), Err(CodecError::Type(_))));
+        assert!(matches!(
+            decode_items(&[0x90, 0xc0]),
+            Err(CodecError::Invalid(_))
+        ));
+        assert_eq!(decode_items(&[0x90]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn lengths_beyond_32_bits_are_errors_not_truncated() {
+        let str_markers = [0xd9, 0xda, 0xdb];
+        let mut out = Vec::new();
+        write_len(&mut out, MAX_LEN, Some((0xa0, 32)), str_markers, "str").unwrap();
+        assert_eq!(out, [0xdb, 0xff, 0xff, 0xff, 0xff]);
+        for (len, what) in [
+            (MAX_LEN + 1, "str"),
+            (1 << 33, "bytes"),
+            (usize::MAX, "list"),
+        ] {
+            let mut out = vec![7u8];
+            let err = write_len(&mut out, len, None, str_markers, what).unwrap_err();
+            assert_eq!(
+                out,
+                [7u8],
+                "nothing is written for a length that does not fit"
+            );
+            assert!(
+                matches!(&err, CodecError::Invalid(m) if m.contains(&format!("{what} of {len}"))
+                    && m.contains("too large")),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

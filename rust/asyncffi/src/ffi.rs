@@ -3,13 +3,15 @@
 //! Every cdylib that links this crate exports these functions; the Python package drives them.
 //! Exported async functions (in the cdylib) have the shape
 //! `int64_t f(uint64_t port, uint64_t token, ...arguments)`: they return a task id (> 0) or a
-//! negative `AffiStatus`, and spawn through [`crate::spawn`].
+//! negative `AffiStatus`, and spawn through [`crate::spawn`]. Functions exported with the
+//! macros are listed, with their exact C shapes, by `affi_manifest` (see [`crate::manifest`]).
 //!
 //! All functions may be called from any thread unless stated otherwise. None of them blocks on
 //! Python, and none lets a panic unwind into the caller.
 
 use std::time::Duration;
 
+pub use crate::abi::{AffiStats, ABI_VERSION};
 use crate::args;
 use crate::boundary::{guard, guard_status, last_error, AffiStatus, Failure};
 use crate::callable::{self, PythonError};
@@ -17,49 +19,14 @@ use crate::codec;
 use crate::local;
 use crate::notifier;
 use crate::object;
-use crate::port::{AffiCompletion, AffiOutcome, AffiTag, AffiWake, Port};
+use crate::port::{AffiCompletion, AffiOutcome, AffiWake, Port};
 use crate::pystream;
-use crate::runtime::{self, AffiFlavor};
+use crate::runtime::{self, Flavor};
 use crate::stats;
 use crate::task;
 use crate::value::Value;
 
 // === Public FFI API ===
-
-/// The version of this C ABI. Python refuses a library whose version it does not know.
-pub const ABI_VERSION: u32 = 2;
-
-/// Counters for tests and monitoring; see `stats.rs` for what each one counts.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AffiStats {
-    /// Tasks spawned and not yet dropped.
-    pub live_tasks: i64,
-    /// Heap payloads not yet freed.
-    pub live_values: i64,
-    /// Ports not yet dropped.
-    pub live_ports: i64,
-    /// Objects held by Python.
-    pub live_objects: i64,
-    /// Python callables held by Rust.
-    pub live_callables: i64,
-    /// Calls from Rust to Python waiting for their answer.
-    pub live_calls: i64,
-    /// Python exception objects held by Rust.
-    pub live_py_errors: i64,
-    /// Python iterators held by Rust.
-    pub live_py_streams: i64,
-    /// Tasks ever spawned.
-    pub spawned: i64,
-    /// Tasks that reached an outcome.
-    pub completed: i64,
-    /// Tasks dropped before an outcome.
-    pub cancelled: i64,
-    /// Tasks that panicked.
-    pub panicked: i64,
-    /// Wake-ups sent to Python.
-    pub wakes: i64,
-}
 
 /// The ABI version (`ABI_VERSION`).
 #[no_mangle]
@@ -67,21 +34,33 @@ pub extern "C" fn affi_abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// Sets how tokio is built: `worker_threads` (0 = one per core) and `flavor` (`AffiFlavor`).
-/// Returns 0, or `AFFI_STATUS_ERR_RUNTIME` if tokio already runs with another configuration.
+/// The runtimes calls can run on and the flavours of tokio's scheduler, with their C values,
+/// as a UTF-8 JSON document written to `len` and returned: `{"runtimes": {name: value, ...},
+/// "flavors": {name: value, ...}}`. A runtime may have several names (aliases); its value is
+/// the `runtime_id` argument of hand-written exports, a flavour's is `affi_configure`'s
+/// `flavor`. It lives as long as the library; never free it.
+///
+/// # Safety
+/// `len` must be NULL or point to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn affi_runtimes(len: *mut usize) -> *const u8 {
+    let json = runtime::names_json();
+    if !len.is_null() {
+        // SAFETY: non-NULL, and the caller guarantees it is writable.
+        unsafe { len.write(json.len()) };
+    }
+    json.as_ptr()
+}
+
+/// Sets how tokio is built: `worker_threads` (0 = one per core) and `flavor` (a value
+/// `affi_runtimes` lists). Returns 0, or `AFFI_STATUS_ERR_RUNTIME` if tokio already runs with
+/// another configuration.
 #[no_mangle]
 pub extern "C" fn affi_configure(worker_threads: u32, flavor: u32) -> i32 {
     guard_status(|| {
-        let flavor = match flavor {
-            f if f == AffiFlavor::MultiThread as u32 => AffiFlavor::MultiThread,
-            f if f == AffiFlavor::CurrentThread as u32 => AffiFlavor::CurrentThread,
-            _ => {
-                return Err(Failure::new(
-                    AffiStatus::ErrValue,
-                    format!("unknown flavor {flavor}"),
-                ))
-            }
-        };
+        let flavor = Flavor::from_raw(flavor).ok_or_else(|| {
+            Failure::new(AffiStatus::ErrValue, format!("unknown flavor {flavor}"))
+        })?;
         runtime::tokio_rt::configure(runtime::tokio_rt::Config {
             worker_threads: worker_threads as usize,
             flavor,
@@ -118,7 +97,7 @@ pub extern "C" fn affi_port_open(wake: u32) -> i64 {
     })
 }
 
-/// The eventfd of an `fd` port, for the loop's `add_reader`. Owned by the port: do not close it.
+/// The eventfd of an `fd` port, for the loop to watch. Owned by the port: do not close it.
 #[no_mangle]
 pub extern "C" fn affi_port_fd(port: u64) -> i32 {
     guard(|| Port::get(port)?.fd().map(i64::from)) as i32
@@ -150,8 +129,10 @@ pub unsafe extern "C" fn affi_port_drain(port: u64, out: *mut AffiCompletion, ca
 
 /// The eager path: after an exported function called with `port` and `token` returned 0 (its
 /// future finished on its first poll, on this thread), writes that outcome into `out`, as a
-/// drain would. Its payload stays valid until `affi_port_release_inline` on `port`. Returns 0,
-/// or `AFFI_STATUS_ERR_VALUE` if this thread holds no inline outcome for that call.
+/// drain would. Its payload stays valid until `affi_port_release_inline` on `port` for `token`
+/// (releasing another call's inline outcome leaves it alone). Returns 0,
+/// `AFFI_STATUS_ERR_VALUE` if this thread holds no inline outcome for that call, or
+/// `AFFI_STATUS_ERR_CLOSED` if the port is closed (the outcome is then dropped).
 ///
 /// # Safety
 /// `out` must point to a writable `AffiCompletion`. Call on the thread that made the call.
@@ -176,34 +157,34 @@ pub unsafe extern "C" fn affi_port_take_inline(
                 "completion buffer is NULL",
             ));
         }
-        let completion = port.deliver_inline(outcome);
+        let completion = port.deliver_inline(token, outcome)?;
         // SAFETY: checked non-null; the caller guarantees it is a writable AffiCompletion.
         unsafe { out.write(completion) };
         Ok(())
     })
 }
 
-/// Frees the payload of the inline outcomes taken from `port` so far.
+/// Frees the payload of the inline outcome of call `token` taken from `port`. Works on a
+/// closed port too (the payload lingered); returns `AFFI_STATUS_ERR_CLOSED` if the port is
+/// closed and held nothing for `token`.
 #[no_mangle]
-pub extern "C" fn affi_port_release_inline(port: u64) -> i32 {
-    guard_status(|| {
-        Port::get(port)?.release_inline();
-        Ok(())
-    })
+pub extern "C" fn affi_port_release_inline(port: u64, token: u64) -> i32 {
+    guard_status(|| Port::release_inline_id(port, token))
 }
 
-/// Frees the payloads of the batches drained from `port` so far.
+/// Frees the payloads of the batches drained from `port` so far. Works on a closed port too
+/// (the batch being read lingered); returns `AFFI_STATUS_ERR_CLOSED` if the port is closed and
+/// held nothing.
 #[no_mangle]
 pub extern "C" fn affi_port_release(port: u64) -> i32 {
-    guard_status(|| {
-        Port::get(port)?.release();
-        Ok(())
-    })
+    guard_status(|| Port::release_id(port))
 }
 
 /// Closes `port`: cancels its tasks, frees its queue; later completions are dropped on arrival.
-/// For an `fd` port, remove the loop's reader first. Call it from the port's loop thread (or once
-/// no drain can run): the payloads of a batch being read are freed with the port.
+/// For an `fd` port, remove the loop's reader first. May be called from any thread, also while
+/// the loop thread reads a drained batch or an inline outcome: those payloads stay valid until
+/// that thread calls `affi_port_release` / `affi_port_release_inline` (a drain of a closed
+/// port returns `AFFI_STATUS_ERR_CLOSED`).
 #[no_mangle]
 pub extern "C" fn affi_port_close(port: u64) -> i32 {
     guard_status(|| Port::close(port))
@@ -256,7 +237,7 @@ pub unsafe extern "C" fn affi_call_complete(
             if status == AffiOutcome::Ok as i32 {
                 // SAFETY: forwarded contract.
                 let result = unsafe { args::value(tag, int_value, float_value, data, len) }
-                    .map_err(|f| PythonError::new("TypeError", f.message));
+                    .map_err(|f| PythonError::new(PythonError::TYPE, f.message));
                 callable::complete(call, result, 0)
             } else if status == AffiOutcome::Error as i32 {
                 // SAFETY: forwarded contract.
@@ -309,15 +290,7 @@ pub unsafe extern "C" fn affi_pystream_items(object: u64, data: *const u8, len: 
     guard_status(|| {
         // SAFETY: forwarded contract (an item Rust cannot take fails with its own status:
         // an int outside 64 bits is ERR_OVERFLOW, a dict key that is not text ERR_TYPE).
-        let items = match unsafe { args::value(AffiTag::Packed as u32, 0, 0.0, data, len) }? {
-            Value::List(items) => items,
-            _ => {
-                return Err(Failure::new(
-                    AffiStatus::ErrType,
-                    "stream items must be a packed list",
-                ))
-            }
-        };
+        let items = unsafe { args::items(data, len) }?;
         pystream::feed(object, items)
     })
 }
@@ -391,14 +364,16 @@ pub unsafe extern "C" fn affi_stats(out: *mut AffiStats) -> i32 {
     })
 }
 
-/// Interpreter exit: stops all wake callbacks (waiting for one in progress to return), closes
-/// every port (cancelling its tasks) and shuts the runtimes down within `timeout_ms`.
+/// Interpreter exit: stops all wake callbacks (waiting for one in progress to return, for
+/// `timeout_ms` at most), closes every port (cancelling its tasks) and shuts the runtimes down
+/// within `timeout_ms`. Returns in about twice `timeout_ms` at most, whatever Python does.
 /// Call with the GIL released (cffi does). Later spawns fail with `AFFI_STATUS_ERR_RUNTIME`.
 #[no_mangle]
 pub extern "C" fn affi_shutdown(timeout_ms: u32) -> i32 {
     guard_status(|| {
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        notifier::stop();
+        crate::watchdog::stop();
+        notifier::stop(timeout);
         Port::close_all();
         runtime::shutdown(timeout);
         Ok(())
@@ -418,4 +393,28 @@ pub unsafe extern "C" fn affi_last_error(len: *mut usize) -> *const u8 {
         unsafe { len.write(n) };
     }
     ptr
+}
+
+/// The library's manifest (see [`crate::manifest`]): a UTF-8 JSON document describing every
+/// exported function and object, written to `len` and returned. It lives as long as the
+/// library; never free it.
+///
+/// # Safety
+/// `len` must be NULL or point to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn affi_manifest(len: *mut usize) -> *const u8 {
+    let json = crate::manifest::json();
+    if !len.is_null() {
+        // SAFETY: non-NULL, and the caller guarantees it is writable.
+        unsafe { len.write(json.len()) };
+    }
+    json.as_ptr()
+}
+
+/// Frees the payload a sync exported function wrote into its `AffiCompletion` (call it once
+/// for every non-NULL `data` a sync call returned). Returns `AFFI_STATUS_ERR_VALUE` for an
+/// address no sync result is held at (freed already, or never a sync result).
+#[no_mangle]
+pub extern "C" fn affi_result_free(data: *const u8) -> i32 {
+    guard_status(|| crate::sync_result::free(data))
 }

@@ -1,10 +1,12 @@
-//! asyncffi: async Rust and Python's asyncio awaiting each other over a plain C ABI.
+//! asyncffi: async Rust and Python's event loops awaiting each other over a plain C ABI.
 //!
 //! This crate is the Rust core. It knows nothing about CPython: it speaks a small C protocol
 //! (completion ports, generational task and object ids, a value encoding) that the `asyncffi`
 //! Python package drives through CFFI.
 //!
-//! - [`port`]: completion ports, the queue and wake path back to an event loop.
+//! - [`abi`]: the C ABI's types and constants (what the C header declares).
+//! - [`port`]: completion ports, the queue and wake path back to an event loop;
+//!   [`close_hooks`]: what each feature does when a port closes (registered by the feature).
 //! - [`task`]: the task table and the wrapper that runs each Python-awaited future.
 //! - [`runtime`]: tokio and async-std, started lazily; [`local`]: the `loop` runtime, futures
 //!   polled on the event loop's thread.
@@ -14,9 +16,52 @@
 //! - [`callable`] and [`pyref`]: Rust awaiting Python callables, and the Python objects Rust holds.
 //! - [`stream`] and [`pystream`]: Rust streams read by Python, Python iterators read by Rust.
 //! - [`ffi`]: the exported C functions every asyncffi cdylib carries.
+//! - `watchdog`: wakes a port again when Python missed a wake-up (an interrupted drain).
+//! - [`convert`]: [`FromPython`] and [`IntoPython`], how Rust types cross (and
+//!   [`serde_value`]: any serde type, feature `serde`).
+//! - `python` (feature `python`): Rust programs that run Python, their async main and the
+//!   Python objects they reach by import path.
+//! - `testing` (feature `testing`): a `harness = false` test harness running async tests
+//!   with Python.
+//! - [`manifest`]: what a library exports, as JSON (`affi_manifest`); `sync_result`: the
+//!   outcome of a sync export, handed back through an out-parameter.
 //!
-//! An exported async function is a `#[no_mangle] extern "C"` function taking the port id, the
-//! Python token and its arguments, which calls [`spawn`] inside [`guard`]:
+//! A library exports plain Rust with the attribute macros; they generate the C shims and the
+//! manifest entries, and Python needs no glue:
+//!
+//! ```
+//! /// Adds two ints (awaited from Python).
+//! #[asyncffi::export]
+//! async fn add(a: i64, b: i64) -> Result<i64, std::io::Error> {
+//!     Ok(a + b)
+//! }
+//!
+//! /// A plain Python function.
+//! #[asyncffi::export]
+//! fn version() -> &'static str {
+//!     "1.0"
+//! }
+//!
+//! struct Store(std::sync::Mutex<Vec<String>>);
+//!
+//! /// A Python class.
+//! #[asyncffi::object]
+//! impl Store {
+//!     #[asyncffi::constructor]
+//!     fn new() -> Self {
+//!         Store(Default::default())
+//!     }
+//!
+//!     async fn push(&self, item: String) -> u64 {
+//!         let mut items = self.0.lock().unwrap();
+//!         items.push(item);
+//!         items.len() as u64
+//!     }
+//! }
+//! ```
+//!
+//! By hand, an exported async function is a `#[no_mangle] extern "C"` function taking the port
+//! id, the Python token and its arguments, which calls [`spawn`] inside [`guard`]:
 //!
 //! ```
 //! use asyncffi::{guard, spawn, Runtime, Value};
@@ -36,26 +81,47 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod abi;
 pub mod args;
 pub mod boundary;
 pub mod callable;
+pub mod close_hooks;
 pub mod codec;
+pub mod convert;
 pub mod ffi;
 pub mod handle_table;
 pub mod local;
+#[doc(hidden)]
+pub mod macro_support;
+pub mod manifest;
 mod notifier;
 pub mod object;
 pub mod port;
 pub mod pyref;
 pub mod pystream;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod runtime;
+#[cfg(feature = "serde")]
+pub mod serde_value;
 pub mod stats;
 pub mod stream;
+mod sync_result;
 pub mod task;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod value;
+mod watchdog;
 
+#[doc(hidden)]
+pub use macro_support as __private;
+
+#[cfg(feature = "python")]
+pub use asyncffi_macros::main;
+pub use asyncffi_macros::{constructor, export, object, skip};
 pub use boundary::{guard, guard_status, AffiStatus, Failure};
 pub use callable::{PyCall, PyCallable, PythonError};
+pub use convert::{Args, BuiltinError, FromPython, IntoError, IntoPython};
 pub use notifier::AffiWakeFn;
 pub use pystream::PyStream;
 pub use runtime::Runtime;

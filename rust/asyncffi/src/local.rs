@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Wake, Waker};
 
 use crate::boundary::catching;
+use crate::close_hooks::{CloseHook, Phase, CLOSE_HOOKS};
 use crate::port::{AffiRequest, Port};
 use crate::runtime::Runtime;
 
@@ -133,6 +134,12 @@ pub fn poll(task: u64) -> bool {
     drop(context);
     true
 }
+
+#[linkme::distributed_slice(CLOSE_HOOKS)]
+static CLOSE_HOOK: CloseHook = CloseHook {
+    phase: Phase::Drop,
+    run: drop_port,
+};
 
 /// Step 4: drops every local task of port `port`.
 pub(crate) fn drop_port(port: u64) {

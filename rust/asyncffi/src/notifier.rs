@@ -4,20 +4,28 @@
 //! Runtime workers never call the wake callback themselves (it takes the GIL, which may be held
 //! for seconds). They push the port's id here and return; this thread calls the registered C
 //! callback (`AffiWakeFn`) once per queued id, outside every lock. The Python side turns each
-//! call into `loop.call_soon_threadsafe(port.drain)`.
+//! call into a thread-safe request to its event loop to drain the port.
 //!
 //! Shutdown protocol (Python's atexit hook calls `affi_shutdown` with the GIL released):
 //! 1. `stop` sets `stopped`; no callback starts after that.
-//! 2. `stop` waits until a callback already running returns. That callback can finish because
-//!    the caller released the GIL for the duration of the C call.
-//! 3. The thread exits. So no callback ever runs in a finalizing interpreter, and no Rust frame
-//!    is under a Python call when finalization could kill the thread.
+//! 2. `stop` waits, for the shutdown timeout at most, until a callback already running returns.
+//!    A callback waiting for the GIL finishes within that time, because the caller released
+//!    the GIL for the duration of the C call.
+//! 3. The thread exits. So no callback starts in a finalizing interpreter, and no Rust frame is
+//!    under a Python call when finalization could kill the thread.
+//!
+//! A callback still running when the timeout passes is one that Python code blocked (a
+//! finalizer run by the garbage collector inside it that waits on a lock or sleeps, say):
+//! exit goes on without it rather than hang. The cost, stated in the README: if that callback
+//! gets back to Python later, during finalization, CPython 3.13 and older end the thread as it
+//! takes the GIL, which can abort the process instead of a clean exit; while it stays blocked,
+//! the process exits normally and the thread ends with it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// The wake callback's C type: called with the id of a port whose queue became non-empty.
-pub type AffiWakeFn = extern "C" fn(port: u64);
+pub use crate::abi::AffiWakeFn;
 
 static CALLBACK: AtomicUsize = AtomicUsize::new(0);
 
@@ -123,19 +131,29 @@ fn is_stopped() -> bool {
     lock(notifier()).stopped
 }
 
-/// Stops all wake-ups for good and waits until a callback in progress has returned.
+/// Stops all wake-ups for good and waits, for `timeout` at most, until a callback in progress
+/// has returned. Returns false if one is still running after `timeout` (see the module docs
+/// for what that costs).
 ///
-/// The wait has no deadline on purpose: a callback in progress is waiting for the GIL (or
-/// running with it), and the caller released the GIL for this call, so the callback finishes
-/// as soon as the interpreter lets it; giving up instead would let the callback take the GIL
-/// during finalization, where CPython kills the thread under Rust frames and aborts.
-pub fn stop() {
+/// A callback in progress is normally waiting for the GIL (or running with it), and the caller
+/// released the GIL for this call, so it finishes as soon as the interpreter lets it.
+pub fn stop(timeout: Duration) -> bool {
     let n = notifier();
+    let deadline = Instant::now() + timeout;
     let mut state = lock(n);
     state.stopped = true;
     state.pending.clear();
     n.work.notify_all();
     while state.calling {
-        state = n.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        state = n
+            .idle
+            .wait_timeout(state, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
+    true
 }

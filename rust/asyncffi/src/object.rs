@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::boundary::{AffiStatus, Failure};
-use crate::handle_table::HandleTable;
+use crate::handle_table::{self, HandleTable};
 use crate::stats::LIVE_OBJECTS;
 use crate::value::Object;
 
@@ -28,10 +28,11 @@ pub fn register(object: Object) -> u64 {
 
 /// The object behind `handle`, downcast to `T`.
 pub fn get<T: Send + Sync + 'static>(handle: u64) -> Result<Arc<T>, Failure> {
-    let object = table()
-        .get(handle)
-        .cloned()
-        .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the Rust object is closed"))?;
+    let object = table().get(handle).cloned().ok_or_else(|| {
+        handle_table::miss(handle, "object", || {
+            Failure::new(AffiStatus::ErrClosed, "the Rust object is closed")
+        })
+    })?;
     object.downcast::<T>().map_err(|_| {
         Failure::new(
             AffiStatus::ErrType,
@@ -42,9 +43,11 @@ pub fn get<T: Send + Sync + 'static>(handle: u64) -> Result<Arc<T>, Failure> {
 
 /// Frees `handle`. The object itself is dropped once no Rust task holds it any more.
 pub fn free(handle: u64) -> Result<(), Failure> {
-    let object = table()
-        .remove(handle)
-        .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the Rust object is already closed"))?;
+    let object = table().remove(handle).ok_or_else(|| {
+        handle_table::miss(handle, "object", || {
+            Failure::new(AffiStatus::ErrClosed, "the Rust object is already closed")
+        })
+    })?;
     LIVE_OBJECTS.dec();
     drop(object);
     Ok(())

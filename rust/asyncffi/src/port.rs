@@ -3,7 +3,7 @@
 //! The protocol, step by step:
 //! 1. **Open.** Python opens one port per running event loop (`affi_port_open`), choosing a
 //!    wake strategy: `threadsafe` (the notifier thread calls the registered C callback) or `fd`
-//!    (an eventfd the loop watches with `add_reader`).
+//!    (an eventfd the loop watches).
 //! 2. **Push.** A task that finishes pushes `(token, status, payload)` onto the port's queue, on
 //!    whatever runtime thread it ran. The payload is prepared there (containers encoded, text
 //!    copied), so the loop thread only copies bytes out.
@@ -16,129 +16,35 @@
 //!    array with one call (`affi_port_drain`). Heap payloads stay owned by the port (`held`)
 //!    so the pointers stay valid while Python converts them.
 //! 5. **Release.** Python calls `affi_port_release` after converting a batch; the held payloads
-//!    are freed there, exactly once.
-//! 6. **Close.** Closing the port (loop closed, or interpreter exit) cancels every task bound to
-//!    it, frees queued payloads and makes later pushes free their payload on arrival. The
+//!    are freed there, exactly once. The eager path (`deliver_inline`) holds each inline
+//!    outcome's payload apart, by token, until `affi_port_release_inline` for that token: a
+//!    finalizer that runs while Python decodes one inline outcome may take (and release)
+//!    another.
+//! 6. **Close.** Closing the port (loop closed, or interpreter exit) frees queued payloads,
+//!    makes later pushes free their payload on arrival and runs the close hooks of every
+//!    feature (see [`crate::close_hooks`]): its tasks are cancelled, what waits on it fails. The
 //!    eventfd is closed only when the last task holding the port is gone, so a late write never
-//!    hits a reused descriptor.
+//!    hits a reused descriptor. Payloads Python may still be reading (a drained batch, inline
+//!    outcomes) are not freed by the close: they *linger*, kept by id, until Python releases
+//!    them (`affi_port_release` and `affi_port_release_inline` still work on a closed port's
+//!    id). A port closed at interpreter exit under a thread that is still reading its batch
+//!    keeps them until the process ends.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use crate::abi::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
 use crate::boundary::{AffiStatus, Failure};
+use crate::close_hooks;
 use crate::codec;
-use crate::handle_table::HandleTable;
+use crate::handle_table::{self, HandleTable};
 use crate::notifier;
 use crate::object;
 use crate::pyref::PyRef;
 use crate::stats::{LIVE_PORTS, LIVE_VALUES, WAKES};
 use crate::value::{Object, Value};
-
-/// How a port wakes its event loop.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiWake {
-    /// The notifier thread calls the registered wake callback with the port id.
-    Threadsafe = 0,
-    /// The port writes to an eventfd that the loop watches.
-    Fd = 1,
-}
-
-/// The kind of value in a completion.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiTag {
-    /// `None`.
-    None = 0,
-    /// `bool` in `int_value` (0 or 1).
-    Bool = 1,
-    /// `int` in `int_value`.
-    Int = 2,
-    /// `float` in `float_value`.
-    Float = 3,
-    /// `bytes` at `data`/`len`.
-    Bytes = 4,
-    /// UTF-8 `str` at `data`/`len`.
-    Str = 5,
-    /// A MessagePack-encoded container at `data`/`len`.
-    Packed = 6,
-    /// An opaque Rust object: its handle in `int_value`, now owned by Python.
-    Object = 7,
-}
-
-/// How a task ended.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiOutcome {
-    /// The value is the result.
-    Ok = 0,
-    /// The value is a packed `[kind, message]` pair.
-    Error = 1,
-    /// The value is the panic message (`str`).
-    Panic = 2,
-    /// The task was dropped without an outcome (its runtime shut down).
-    Cancelled = 3,
-    /// One item of a stream (the task goes on): the value is the item. The stream's end comes
-    /// as the task's outcome, after its last item.
-    Item = 4,
-    /// Several items of a stream, in order: the value is a packed list of them.
-    Items = 5,
-}
-
-/// A request from Rust to Python, carried in a completion's `status` (values disjoint from
-/// `AffiOutcome`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiRequest {
-    /// Call Python object `int_value` (a callable) with the packed argument list at `data`;
-    /// `token` is the call id to answer with `affi_call_complete`.
-    Call = 16,
-    /// Cancel the Python task of call `token`; Rust no longer waits for its answer.
-    Cancel = 17,
-    /// Rust dropped its last reference to Python object `int_value`: forget it.
-    Release = 18,
-    /// Send up to `token` more items of Python iterator `int_value` (`affi_pystream_items`).
-    Pull = 19,
-    /// Poll local task `token` (a `loop`-runtime task) on the loop thread: `affi_task_poll`.
-    Poll = 20,
-}
-
-/// One completion as Python reads it from the drain array.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct AffiCompletion {
-    /// The token Python gave when it started the call.
-    pub token: u64,
-    /// An `AffiOutcome`, or an `AffiRequest` for requests from Rust to Python.
-    pub status: i32,
-    /// An `AffiTag`.
-    pub tag: u32,
-    /// Payload of `Bool`, `Int` and `Object`; the Python object id of a request.
-    pub int_value: i64,
-    /// Payload of `Float`.
-    pub float_value: f64,
-    /// Payload of `Bytes`, `Str` and `Packed`; valid until the next `affi_port_release`.
-    pub data: *const u8,
-    /// Length of `data` in bytes.
-    pub len: usize,
-}
-
-impl Default for AffiCompletion {
-    /// A blank completion, to fill a drain buffer with.
-    fn default() -> Self {
-        AffiCompletion {
-            token: 0,
-            status: -1,
-            tag: 0,
-            int_value: 0,
-            float_value: 0.0,
-            data: std::ptr::null(),
-            len: 0,
-        }
-    }
-}
 
 /// A heap payload; counted in `live_values` from creation to drop.
 pub struct Buffer(Vec<u8>);
@@ -148,6 +54,13 @@ impl Buffer {
     pub fn new(bytes: Vec<u8>) -> Self {
         LIVE_VALUES.inc();
         Buffer(bytes)
+    }
+}
+
+impl Buffer {
+    /// The bytes held.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -271,16 +184,19 @@ struct PortState {
     held: Vec<Buffer>,
     /// Python objects named by the last drained batch, dropped by `release`.
     held_refs: Vec<PyRef>,
-    /// The payload of the last inline outcome, freed by `release_inline`: apart from `held`,
-    /// because an inline call can finish while Python is still reading a drained batch.
-    inline_held: Vec<Buffer>,
-    /// Python objects named by the last inline outcome.
-    inline_refs: Vec<PyRef>,
+    /// The payloads of inline outcomes by token, each freed by `release_inline` for its token:
+    /// apart from `held`, because an inline call can finish while Python is still reading a
+    /// drained batch, and per token, because one can finish while Python reads another.
+    inline_held: Vec<(u64, Buffer)>,
+    /// Python objects named by inline outcomes, by token.
+    inline_refs: Vec<(u64, PyRef)>,
     /// Set once by `close`; never unset. Pushes after it free their payload at once.
     closed: bool,
     /// Python is draining: its last drain returned items, so it will drain again (until a
     /// drain returns none), and pushes need not wake it.
     draining: bool,
+    /// Drain calls so far: the watchdog re-wakes a port that expects a drain and gets none.
+    drains: u64,
 }
 
 /// A completion port.
@@ -306,11 +222,80 @@ thread_local! {
 /// whether one did, so that the caller drains after the call instead. This saves the loop
 /// from waking itself through the notifier thread or the eventfd, for instance when answering
 /// a call resumes a `loop`-runtime task.
+///
+/// If `f` panics, the thread's previous state is restored as the panic unwinds, and a wake-up
+/// held meanwhile is sent (the caller, unwinding, will not drain).
 pub fn holding_wakes<R>(port: u64, f: impl FnOnce() -> R) -> (R, bool) {
-    let previous = HELD_WAKE.with(|held| held.replace((port, false)));
+    let restore = RestoreHeldWake {
+        previous: HELD_WAKE.with(|held| held.replace((port, false))),
+    };
     let result = f();
-    let (_, needed) = HELD_WAKE.with(|held| held.replace(previous));
+    let (_, needed) = HELD_WAKE.with(Cell::get);
+    drop(restore);
     (result, needed)
+}
+
+/// Puts back the thread's held-wake state when dropped, on return or on unwind.
+struct RestoreHeldWake {
+    previous: (u64, bool),
+}
+
+impl Drop for RestoreHeldWake {
+    fn drop(&mut self) {
+        let (port, needed) = HELD_WAKE.with(|held| held.replace(self.previous));
+        if needed && std::thread::panicking() {
+            if let Ok(port) = Port::get(port) {
+                WAKES.inc();
+                port.wake();
+            }
+        }
+    }
+}
+
+/// Payloads of closed ports that Python may still be reading, by port id (see step 6).
+#[derive(Default)]
+struct Lingering {
+    held: Vec<Buffer>,
+    inline_held: Vec<(u64, Buffer)>,
+}
+
+static LINGERING: Mutex<Vec<(u64, Lingering)>> = Mutex::new(Vec::new());
+
+fn lingering() -> MutexGuard<'static, Vec<(u64, Lingering)>> {
+    LINGERING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes from closed port `id` what `take` picks from its lingering payloads (dropping the
+/// entry once empty); returns whether the port had lingering payloads.
+fn take_lingering(id: u64, take: impl FnOnce(&mut Lingering) -> Vec<Buffer>) -> bool {
+    let freed = {
+        let mut table = lingering();
+        let Some(at) = table.iter().position(|(port, _)| *port == id) else {
+            return false;
+        };
+        let freed = take(&mut table[at].1);
+        let entry = &table[at].1;
+        if entry.held.is_empty() && entry.inline_held.is_empty() {
+            table.swap_remove(at);
+        }
+        freed
+    };
+    drop(freed); // outside the lock
+    true
+}
+
+/// Removes the buffers held for inline outcome `token` from `held`.
+fn take_token<T>(held: &mut Vec<(u64, T)>, token: u64) -> Vec<T> {
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < held.len() {
+        if held[i].0 == token {
+            taken.push(held.swap_remove(i).1);
+        } else {
+            i += 1;
+        }
+    }
+    taken
 }
 
 static PORTS: Mutex<HandleTable<Arc<Port>>> = Mutex::new(HandleTable::new());
@@ -336,6 +321,8 @@ impl Port {
         let mut table = ports();
         let id = table.insert(port.clone());
         port.id.store(id, Ordering::Relaxed);
+        drop(table);
+        crate::watchdog::port_opened();
         Ok(id)
     }
 
@@ -344,7 +331,7 @@ impl Port {
         ports()
             .get(id)
             .cloned()
-            .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the completion port is closed"))
+            .ok_or_else(|| handle_table::miss(id, "port", closed))
     }
 
     /// Closes the port with this id: later pushes are dropped, queued payloads freed, and the
@@ -352,23 +339,32 @@ impl Port {
     pub fn close(id: u64) -> Result<(), Failure> {
         let port = ports()
             .remove(id)
-            .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the completion port is closed"))?;
-        let (queued, refs) = {
+            .ok_or_else(|| handle_table::miss(id, "port", closed))?;
+        let (queued, refs, inline_refs) = {
             let mut state = port.lock();
             state.closed = true;
+            // Python may still be reading the drained batch and the inline outcomes (on the
+            // loop thread, while another thread closes the port): their payloads linger until
+            // released. Taken under the port's lock, so no drain adds to them afterwards.
+            let reading = Lingering {
+                held: std::mem::take(&mut state.held),
+                inline_held: std::mem::take(&mut state.inline_held),
+            };
+            if !reading.held.is_empty() || !reading.inline_held.is_empty() {
+                lingering().push((id, reading));
+            }
             // Held references point back at this port: dropping them here breaks the cycle
             // (Python has forgotten their objects already; their releases go nowhere).
             (
                 std::mem::take(&mut state.queue),
                 std::mem::take(&mut state.held_refs),
+                std::mem::take(&mut state.inline_refs),
             )
         };
         drop(queued);
         drop(refs);
-        crate::task::cancel_port(id);
-        crate::local::drop_port(id);
-        crate::callable::fail_port(id);
-        crate::pystream::fail_port(id);
+        drop(inline_refs);
+        close_hooks::run(id);
         Ok(())
     }
 
@@ -554,6 +550,24 @@ impl Port {
         })
     }
 
+    /// Every open port (for the watchdog).
+    pub(crate) fn all_open() -> Vec<Arc<Port>> {
+        ports().iter().map(|(_, port)| port.clone()).collect()
+    }
+
+    /// If this port expects a drain (items are queued, or the last drain returned some, so
+    /// Python owes another): its drain count so far, and whether it wakes through the notifier.
+    pub(crate) fn drain_expected(&self) -> Option<(u64, bool)> {
+        let state = self.lock();
+        let expects = !state.closed && (state.draining || !state.queue.is_empty());
+        expects.then_some((state.drains, self.wake == AffiWake::Threadsafe))
+    }
+
+    /// Wakes the loop again, as a push would (the watchdog, when an expected drain is late).
+    pub(crate) fn rewake(&self) {
+        self.wake();
+    }
+
     fn wake(&self) {
         match self.wake {
             AffiWake::Threadsafe => {
@@ -584,8 +598,12 @@ impl Port {
             }
         }
         let mut state = self.lock();
+        if state.closed {
+            return 0; // its queue was freed; nothing may be added to what lingers
+        }
         let n = out.len().min(state.queue.len());
         state.draining = n > 0;
+        state.drains = state.drains.wrapping_add(1);
         let PortState {
             queue,
             held,
@@ -593,38 +611,55 @@ impl Port {
             ..
         } = &mut *state;
         for (slot, item) in out.iter_mut().zip(queue.drain(..n)) {
-            *slot = hand_over(item, held, held_refs);
+            let (completion, buffer, keep) = hand_over(item);
+            held.extend(buffer);
+            held_refs.extend(keep);
+            *slot = completion;
         }
         n
     }
 
-    /// The eager path: hands Python the outcome of a call whose future was ready on its first
-    /// poll, without queueing or waking. Its payload is held until `release_inline`.
-    pub fn deliver_inline(&self, outcome: Outcome) -> AffiCompletion {
+    /// The eager path: hands Python the outcome of call `token`, whose future was ready on its
+    /// first poll, without queueing or waking. Its payload is held until `release_inline` for
+    /// `token`. Fails with `ErrClosed` (the outcome is dropped) if the port is closed.
+    pub fn deliver_inline(&self, token: u64, outcome: Outcome) -> Result<AffiCompletion, Failure> {
         let (status, payload, keep) = outcome.into_parts(self.id());
         let item = Queued {
-            token: 0,
+            token,
             status: status as i32,
             int_value: 0,
             payload,
             keep,
         };
         let mut state = self.lock();
-        let PortState {
-            inline_held,
-            inline_refs,
-            ..
-        } = &mut *state;
-        hand_over(item, inline_held, inline_refs)
+        if state.closed {
+            drop(state);
+            drop(item);
+            return Err(closed());
+        }
+        let (completion, buffer, keep) = hand_over(item);
+        if let Some(buffer) = buffer {
+            state.inline_held.push((token, buffer));
+        }
+        if let Some(keep) = keep {
+            state.inline_refs.push((token, keep));
+        }
+        Ok(completion)
     }
 
-    /// Frees the payload of the inline outcomes handed over so far.
-    pub fn release_inline(&self) {
+    /// Frees the payload of inline outcome `token` (and lets go of the Python object it named);
+    /// other inline outcomes are untouched.
+    pub fn release_inline(&self, token: u64) {
         let (held, refs) = {
             let mut state = self.lock();
+            if state.closed {
+                drop(state);
+                take_lingering(self.id(), |l| take_token(&mut l.inline_held, token));
+                return;
+            }
             (
-                std::mem::take(&mut state.inline_held),
-                std::mem::take(&mut state.inline_refs),
+                take_token(&mut state.inline_held, token),
+                take_token(&mut state.inline_refs, token),
             )
         };
         drop(held);
@@ -636,6 +671,11 @@ impl Port {
     pub fn release(&self) {
         let (held, refs) = {
             let mut state = self.lock();
+            if state.closed {
+                drop(state);
+                take_lingering(self.id(), |l| std::mem::take(&mut l.held));
+                return;
+            }
             (
                 std::mem::take(&mut state.held),
                 std::mem::take(&mut state.held_refs),
@@ -644,36 +684,91 @@ impl Port {
         drop(held);
         drop(refs);
     }
+
+    /// `release` for port `id`, also once it is closed (its batch lingers until then). Fails
+    /// with `ErrClosed` if the port is closed and held nothing.
+    pub fn release_id(id: u64) -> Result<(), Failure> {
+        match Port::get(id) {
+            Ok(port) => port.release(),
+            Err(e) => {
+                if !take_lingering(id, |l| std::mem::take(&mut l.held)) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `release_inline` for port `id` and call `token`, also once the port is closed. Fails
+    /// with `ErrClosed` if the port is closed and held nothing.
+    pub fn release_inline_id(id: u64, token: u64) -> Result<(), Failure> {
+        match Port::get(id) {
+            Ok(port) => port.release_inline(token),
+            Err(e) => {
+                if !take_lingering(id, |l| take_token(&mut l.inline_held, token)) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Turns a queued item into the C struct Python reads, moving what the pointers refer to into
-/// `held` (freed by `release`) and registering objects in the object table.
-fn hand_over(item: Queued, held: &mut Vec<Buffer>, held_refs: &mut Vec<PyRef>) -> AffiCompletion {
-    held_refs.extend(item.keep);
+fn closed() -> Failure {
+    Failure::new(AffiStatus::ErrClosed, "the completion port is closed")
+}
+
+/// Turns a queued item into the C struct Python reads, registering objects in the object
+/// table. Also returns the buffer its pointer refers to and the Python object it names, which
+/// the caller holds until Python releases them.
+/// The completion of an outcome handed to Python without a port (a sync call), and the buffer
+/// its `data` points into, which the caller holds until Python frees it. An object result is
+/// registered in the object table, as a drain would.
+pub(crate) fn detached_completion(outcome: Outcome) -> (AffiCompletion, Option<Buffer>) {
+    // No port id is 0, so an error never names a Python exception object here.
+    let (status, payload, keep) = outcome.into_parts(0);
+    debug_assert!(keep.is_none());
+    let item = Queued {
+        token: 0,
+        status: status as i32,
+        int_value: 0,
+        payload,
+        keep,
+    };
+    let (completion, buffer, _) = hand_over(item);
+    (completion, buffer)
+}
+
+fn hand_over(item: Queued) -> (AffiCompletion, Option<Buffer>, Option<PyRef>) {
+    let mut held = None;
     let (tag, int_value, float_value, data, len) = match item.payload {
         Payload::Scalar { tag, int, float } => (tag, int, float, std::ptr::null(), 0),
         Payload::Heap(tag, buffer) => {
             let (ptr, len) = (buffer.0.as_ptr(), buffer.0.len());
             // Moving the Buffer moves only the Vec header; its heap block, which `ptr` points
-            // to, stays where it is until `release` drops it.
-            held.push(buffer);
+            // to, stays where it is until the holder drops it.
+            held = Some(buffer);
             (tag, item.int_value, 0.0, ptr, len)
         }
         Payload::Batch(mut buffer, count) => {
             codec::finish_list(&mut buffer.0, count);
             let (ptr, len) = (buffer.0.as_ptr(), buffer.0.len());
-            held.push(buffer); // as for `Heap`: the heap block stays put
+            held = Some(buffer); // as for `Heap`: the heap block stays put
             (AffiTag::Packed, 0, 0.0, ptr, len)
         }
-        Payload::Object(o) => (
-            AffiTag::Object,
-            object::register(o) as i64,
-            0.0,
-            std::ptr::null(),
-            0,
-        ),
+        Payload::Object(o) => {
+            // `*o`: the object's own type, not the `Arc`'s.
+            let index = crate::manifest::object_index(std::any::Any::type_id(&*o));
+            (
+                AffiTag::Object,
+                object::register(o) as i64,
+                0.0,
+                std::ptr::null(),
+                index,
+            )
+        }
     };
-    AffiCompletion {
+    let completion = AffiCompletion {
         token: item.token,
         status: item.status,
         tag: tag as u32,
@@ -681,7 +776,8 @@ fn hand_over(item: Queued, held: &mut Vec<Buffer>, held_refs: &mut Vec<PyRef>) -
         float_value,
         data,
         len,
-    }
+    };
+    (completion, held, item.keep)
 }
 
 impl Drop for Port {

@@ -17,7 +17,8 @@
 //!    ends.
 //! 5. **Drop.** Dropping the `PyStream` releases the iterator: Python cancels its task and
 //!    closes the iterator (`aclose()`, so an async generator's `finally` blocks run).
-//! 6. **Close.** Closing the port ends every stream reading from it with a `ClosedError`.
+//! 6. **Close.** Closing the port ends every stream reading from it with a
+//!    [`PythonError::CLOSED`] error.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::boundary::{AffiStatus, Failure};
 use crate::callable::{closed, PythonError};
+use crate::close_hooks::{CloseHook, Phase, CLOSE_HOOKS};
 use crate::port::{AffiRequest, Port};
 use crate::pyref::{PyKind, PyRef};
 use crate::stream::Stream;
@@ -94,7 +96,7 @@ fn find(object: u64) -> Result<Arc<Shared>, Failure> {
 
 /// A Python async iterator, read from Rust: a `Stream` of the values it yields. An exception
 /// it raises arrives as an `Err` item and ends the stream; a closed event loop ends it with a
-/// `ClosedError`. Dropping it closes the Python iterator.
+/// [`PythonError::CLOSED`] error. Dropping it closes the Python iterator.
 ///
 /// ```
 /// use asyncffi::{guard, spawn, stream, Error, PyStream, Runtime, Value};
@@ -206,7 +208,7 @@ impl Stream for PyStream {
                 None,
             );
             if !sent {
-                // The port closed: this stream ends with ClosedError after what it holds.
+                // The port closed: this stream ends with a closed error after what it holds.
                 this.shared.end(Err(closed()));
             }
         }
@@ -288,6 +290,12 @@ pub fn end(object: u64, result: Result<(), PythonError>, exception: u64) -> Resu
         ))
     }
 }
+
+#[linkme::distributed_slice(CLOSE_HOOKS)]
+static CLOSE_HOOK: CloseHook = CloseHook {
+    phase: Phase::Fail,
+    run: fail_port,
+};
 
 /// Step 6: ends every stream reading from port `port`.
 pub fn fail_port(port: u64) {

@@ -121,6 +121,7 @@ where
     let spend = credit.clone();
     let future = async move {
         let mut stream = pin!(stream);
+        let mut since_yield = 0u32;
         loop {
             poll_fn(|cx| spend.poll_spend(cx)).await;
             match poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
@@ -128,9 +129,35 @@ where
                 Some(Err(e)) => return Err(e),
                 Some(Ok(item)) => target.push_item(token, item)?,
             }
+            // A stream whose items are always ready, with credit to spare, would otherwise
+            // never return to its runtime: the task would not see a cancel (or its port's
+            // close) and would hold a worker thread.
+            since_yield += 1;
+            if since_yield == YIELD_EVERY {
+                since_yield = 0;
+                yield_now().await;
+            }
         }
     };
     task::spawn_task(runtime, port, token, Box::pin(future), false, Some(credit))
+}
+
+/// Items a stream task sends between two returns to its runtime, at most.
+const YIELD_EVERY: u32 = 256;
+
+/// Gives the runtime a turn: returns `Pending` once (waking itself at once), then is ready. For
+/// loops in a task that might otherwise never return to their runtime.
+pub async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// A stream of the items of `iter`, each ready at once.

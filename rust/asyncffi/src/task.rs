@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::boundary::{catching, panic_message, AffiStatus, Failure};
-use crate::handle_table::HandleTable;
+use crate::close_hooks::{CloseHook, Phase, CLOSE_HOOKS};
+use crate::handle_table::{self, HandleTable};
 use crate::port::{Outcome, Port};
 use crate::runtime::Runtime;
 use crate::stats::{CANCELLED, COMPLETED, LIVE_TASKS, PANICKED, SPAWNED};
@@ -85,7 +86,11 @@ pub fn cancel(id: u64) -> Result<(), Failure> {
     let shared = tasks()
         .get(id)
         .map(|entry| entry.shared.clone())
-        .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the task has already finished"))?;
+        .ok_or_else(|| {
+            handle_table::miss(id, "task", || {
+                Failure::new(AffiStatus::ErrClosed, "the task has already finished")
+            })
+        })?;
     shared.cancel();
     Ok(())
 }
@@ -102,14 +107,19 @@ pub fn grant(id: u64, n: u64) -> Result<(), Failure> {
             AffiStatus::ErrValue,
             "the task is not a stream",
         )),
-        None => Err(Failure::new(
-            AffiStatus::ErrClosed,
-            "the stream has already ended",
-        )),
+        None => Err(handle_table::miss(id, "task", || {
+            Failure::new(AffiStatus::ErrClosed, "the stream has already ended")
+        })),
     }
 }
 
-/// Requests cancellation of every task bound to `port`.
+#[linkme::distributed_slice(CLOSE_HOOKS)]
+static CLOSE_HOOK: CloseHook = CloseHook {
+    phase: Phase::Drop,
+    run: cancel_port,
+};
+
+/// Requests cancellation of every task bound to `port` (its close hook).
 pub fn cancel_port(port: u64) {
     let doomed: Vec<Arc<TaskShared>> = tasks()
         .iter()

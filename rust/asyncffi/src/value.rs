@@ -1,6 +1,7 @@
 //! The values that cross the boundary, and the errors an exported function can end with.
 //!
-//! `Value` is what exported Rust functions take and return: none, bool, 64-bit int, float,
+//! `Value` is what exported Rust functions take and return: none, bool, int (`i64`, and `u64`
+//! above `i64::MAX`), float,
 //! bytes, str, list, dict with str keys (insertion order kept), and opaque Rust objects.
 //! Scalars travel in a flat C struct; containers travel as one buffer in the codec's encoding
 //! (see `codec`).
@@ -24,6 +25,10 @@ pub enum Value {
     Bool(bool),
     /// Python `int` within the signed 64-bit range.
     Int(i64),
+    /// Python `int` above the signed 64-bit range, up to `2**64 - 1` (msgpack's uint64). The
+    /// decoder and the conversions make an `Int` of every int that fits in `i64`; a `UInt` of
+    /// a smaller int (made by hand) equals the `Int` of the same value and crosses as it.
+    UInt(u64),
     /// Python `float`.
     Float(f64),
     /// Python `bytes`.
@@ -44,6 +49,7 @@ impl fmt::Debug for Value {
             Value::None => f.write_str("None"),
             Value::Bool(b) => write!(f, "{b:?}"),
             Value::Int(i) => write!(f, "{i:?}"),
+            Value::UInt(u) => write!(f, "{u:?}"),
             Value::Float(x) => write!(f, "{x:?}"),
             Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
             Value::Str(s) => write!(f, "{s:?}"),
@@ -63,6 +69,11 @@ impl PartialEq for Value {
             (Value::None, Value::None) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::UInt(a), Value::UInt(b)) => a == b,
+            // A `UInt` made by hand may hold a small int: equal by value.
+            (Value::Int(i), Value::UInt(u)) | (Value::UInt(u), Value::Int(i)) => {
+                u64::try_from(*i) == Ok(*u)
+            }
             (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits() || a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             (Value::Str(a), Value::Str(b)) => a == b,
@@ -93,12 +104,12 @@ impl From<()> for Value {
     }
 }
 
-/// How an exported function failed. Python raises `asyncffi.RustError` with `kind` as its
-/// `.kind` attribute and `message` as its text.
+/// How an exported function failed. Python raises its package's error for Rust errors, with
+/// `kind` as its category and `message` as its text.
 ///
 /// An error converted from a [`crate::PythonError`] keeps the Python exception object, so
-/// Python raises the original exception again instead of a `RustError`, as long as `kind` and
-/// `message` are left as they came (an error Rust annotated is raised as a `RustError`).
+/// Python raises the original exception again instead, as long as `kind` and `message` are
+/// left as they came (an error Rust annotated is raised as a Rust error).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     /// A short machine-readable category, such as `"overflow"` or `"not_found"` (for Python

@@ -10,6 +10,7 @@ use asyncffi::ffi::{
     affi_port_release, affi_port_release_inline, affi_port_take_inline, affi_set_wake_callback,
     affi_stats, affi_task_cancel, AffiStats,
 };
+use asyncffi::ffi::{affi_last_error, affi_object_free, affi_stream_grant};
 use asyncffi::port::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
 use asyncffi::{codec, spawn, AffiStatus, Error, PyCallable, Runtime, Value};
 
@@ -268,8 +269,14 @@ fn threadsafe_ports_wake_through_the_notifier_thread() {
 fn bad_handles_and_arguments_are_errors() {
     assert_eq!(affi_port_open(99), AffiStatus::ErrValue as i64);
     assert_eq!(affi_port_close(0), AffiStatus::ErrClosed as i32);
-    assert_eq!(affi_port_close(u64::MAX), AffiStatus::ErrClosed as i32);
-    assert_eq!(affi_task_cancel(12345 << 32), AffiStatus::ErrClosed as i32);
+    // Forged ids carry no tag of this library: refused as ids of another library.
+    assert_eq!(affi_port_close(u64::MAX), AffiStatus::ErrValue as i32);
+    let tag = asyncffi::handle_table::library_tag();
+    let forged = (5 << 41) | (1 << 20) | (tag ^ 1);
+    assert_eq!(affi_task_cancel(forged), AffiStatus::ErrValue as i32);
+    // An id of this library that names nothing: closed.
+    let stale = (12345 << 41) | (1 << 20) | tag;
+    assert_eq!(affi_task_cancel(stale), AffiStatus::ErrClosed as i32);
     assert!(Runtime::from_raw(7).is_err());
     // SAFETY: a NULL buffer with a non-zero cap is refused before any write.
     let port = open(AffiWake::Threadsafe);
@@ -277,6 +284,46 @@ fn bad_handles_and_arguments_are_errors() {
         unsafe { affi_port_drain(port, std::ptr::null_mut(), 4) },
         AffiStatus::ErrValue as i64
     );
+    assert_eq!(affi_port_close(port), 0);
+}
+
+/// The message of this thread's last error.
+fn last_error_text() -> String {
+    let mut len = 0usize;
+    // SAFETY: `len` is a writable usize; the bytes stay valid until the next failing call.
+    let ptr = unsafe { affi_last_error(&mut len) };
+    // SAFETY: the library wrote `len` readable UTF-8 bytes at `ptr`.
+    String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) }).into_owned()
+}
+
+#[test]
+fn ids_of_another_library_are_refused_by_name() {
+    // Another copy of the core issues ids with another tag: the same slot and generation
+    // under a different tag is what such an id looks like here.
+    let other = |id: u64| id ^ (1 << 7);
+    let port = open(AffiWake::Threadsafe);
+    let task = spawn(
+        Runtime::Tokio,
+        port,
+        1,
+        std::future::pending::<asyncffi::Result<Value>>(),
+    )
+    .unwrap();
+    assert_eq!(affi_task_cancel(other(task)), AffiStatus::ErrValue as i32);
+    assert!(last_error_text().contains("task id"));
+    assert!(last_error_text().contains("belongs to another library"));
+    assert_eq!(
+        affi_stream_grant(other(task), 1),
+        AffiStatus::ErrValue as i32
+    );
+    assert_eq!(affi_port_close(other(port)), AffiStatus::ErrValue as i32);
+    assert!(last_error_text().contains("port id"));
+    let object = asyncffi::object::register(std::sync::Arc::new(7u8));
+    assert_eq!(affi_object_free(other(object)), AffiStatus::ErrValue as i32);
+    assert!(last_error_text().contains("belongs to another library"));
+    // Their own library's ids still work.
+    assert_eq!(affi_object_free(object), 0);
+    assert_eq!(affi_task_cancel(task), 0);
     assert_eq!(affi_port_close(port), 0);
 }
 
@@ -429,10 +476,10 @@ fn closing_the_port_fails_waiting_calls_at_once() {
     let call = callable.call(vec![Value::None]);
     assert_eq!(affi_port_close(port), 0);
     let error = futures_block_on(call).unwrap_err();
-    assert_eq!(error.type_name, "ClosedError");
+    assert_eq!(error.type_name, "closed");
     // Calls made after the close fail at once too.
     let error = futures_block_on(callable.call(vec![])).unwrap_err();
-    assert_eq!(error.type_name, "ClosedError");
+    assert_eq!(error.type_name, "closed");
     assert_eq!(stats().live_calls, 0);
     drop(callable);
     assert_eq!(stats().live_callables, 0);
@@ -470,7 +517,7 @@ fn ready_futures_are_delivered_inline_without_a_task_or_a_wake() {
             (AffiOutcome::Ok as i32, AffiTag::Str as u32)
         );
         assert_eq!(bytes_of(&out), b"now");
-        assert_eq!(affi_port_release_inline(port), 0);
+        assert_eq!(affi_port_release_inline(port, 1), 0);
         // SAFETY: as above; nothing is left to take now.
         assert_eq!(
             unsafe { affi_port_take_inline(port, 1, &mut out) },
@@ -492,7 +539,7 @@ fn ready_futures_are_delivered_inline_without_a_task_or_a_wake() {
         (out.status, bytes_of(&out)),
         (AffiOutcome::Panic as i32, b"at once".to_vec())
     );
-    assert_eq!(affi_port_release_inline(port), 0);
+    assert_eq!(affi_port_release_inline(port, 2), 0);
     let after = stats();
     assert_eq!(after.wakes, before.wakes, "nothing was queued");
     assert_eq!(after.spawned - before.spawned, 4);
@@ -524,4 +571,163 @@ fn an_annotated_python_error_no_longer_names_the_original() {
     assert_eq!(affi_port_release(port), 0);
     drop(callable);
     assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn a_closed_port_keeps_the_payloads_being_read_until_they_are_released() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let big = vec![7u8; 1 << 20];
+    spawn(
+        Runtime::Tokio,
+        port,
+        1,
+        later(Ok(Value::Bytes(big.clone()))),
+    )
+    .unwrap();
+    let drained = drain_n(port, 1, Duration::from_secs(2));
+    assert_eq!(drained.len(), 1);
+    let task = spawn(Runtime::Tokio, port, 2, async {
+        Ok(Value::Str("inline".into()))
+    })
+    .unwrap();
+    assert_eq!(task, 0);
+    let mut inline = AffiCompletion::default();
+    // SAFETY: `inline` is a writable completion.
+    assert_eq!(unsafe { affi_port_take_inline(port, 2, &mut inline) }, 0);
+    let values = stats().live_values;
+    // Another thread closes the port (interpreter exit) while this one reads both payloads.
+    std::thread::spawn(move || assert_eq!(affi_port_close(port), 0))
+        .join()
+        .unwrap();
+    assert_eq!(stats().live_values, values, "nothing being read was freed");
+    assert_eq!(bytes_of(&drained[0]), big);
+    assert_eq!(bytes_of(&inline), b"inline");
+    let mut buf = [AffiCompletion::default(); 4];
+    // SAFETY: `buf` holds 4 writable completions.
+    let n = unsafe { affi_port_drain(port, buf.as_mut_ptr(), buf.len()) };
+    assert_eq!(
+        n,
+        AffiStatus::ErrClosed as i64,
+        "a closed port drains nothing"
+    );
+    assert_eq!(affi_port_release(port), 0);
+    assert_eq!(stats().live_values, values - 1);
+    assert_eq!(affi_port_release_inline(port, 2), 0);
+    assert_eq!(stats().live_values, values - 2);
+    assert_eq!(affi_port_release(port), AffiStatus::ErrClosed as i32);
+    assert_eq!(
+        affi_port_release_inline(port, 2),
+        AffiStatus::ErrClosed as i32
+    );
+    // SAFETY: as above.
+    let mut out = AffiCompletion::default();
+    assert_eq!(
+        unsafe { affi_port_take_inline(port, 3, &mut out) },
+        AffiStatus::ErrClosed as i32
+    );
+}
+
+#[test]
+fn inline_outcomes_are_released_one_token_at_a_time() {
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let before = stats().live_values;
+    let mut first = AffiCompletion::default();
+    let mut second = AffiCompletion::default();
+    let outer = vec![1u8; 1 << 20];
+    let value = Value::Bytes(outer.clone());
+    assert_eq!(
+        spawn(Runtime::Tokio, port, 1, async { Ok(value) }).unwrap(),
+        0
+    );
+    // SAFETY: `first` is a writable completion.
+    assert_eq!(unsafe { affi_port_take_inline(port, 1, &mut first) }, 0);
+    // A finalizer run while `first` is decoded makes, takes and releases another inline call.
+    assert_eq!(
+        spawn(Runtime::AsyncStd, port, 2, async {
+            Ok(Value::Str("inner".into()))
+        })
+        .unwrap(),
+        0
+    );
+    // SAFETY: `second` is a writable completion.
+    assert_eq!(unsafe { affi_port_take_inline(port, 2, &mut second) }, 0);
+    assert_eq!(bytes_of(&second), b"inner");
+    assert_eq!(affi_port_release_inline(port, 2), 0);
+    assert_eq!(
+        stats().live_values,
+        before + 1,
+        "the outer payload is still held"
+    );
+    assert_eq!(bytes_of(&first), outer);
+    assert_eq!(affi_port_release_inline(port, 1), 0);
+    assert_eq!(stats().live_values, before);
+    assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn a_panic_while_holding_wakes_restores_them_and_sends_the_held_wake() {
+    use asyncffi::port::{holding_wakes, Outcome, Port};
+    let _serial = serial();
+    let port = open(AffiWake::Fd);
+    let wakes = stats().wakes;
+    let unwound = std::panic::catch_unwind(|| {
+        holding_wakes(port, || {
+            Port::get(port)
+                .unwrap()
+                .push(1, Outcome::Done(Ok(Value::Int(1))));
+            panic!("inside holding_wakes");
+        })
+    });
+    assert!(unwound.is_err());
+    assert_eq!(
+        stats().wakes,
+        wakes + 1,
+        "the held wake is sent as the panic unwinds"
+    );
+    assert_eq!(drain_n(port, 1, Duration::from_secs(2)).len(), 1);
+    assert_eq!(drain_n(port, 1, Duration::from_millis(10)).len(), 0);
+    // Wake-ups are no longer held on this thread: the next push into the empty queue wakes.
+    Port::get(port)
+        .unwrap()
+        .push(2, Outcome::Done(Ok(Value::Int(2))));
+    assert_eq!(stats().wakes, wakes + 2);
+    let ((), needed) = holding_wakes(port, || {
+        Port::get(port)
+            .unwrap()
+            .push(3, Outcome::Done(Ok(Value::Int(3))));
+    });
+    assert!(!needed, "the queue was not empty: no wake was needed");
+    assert_eq!(affi_port_close(port), 0);
+}
+
+#[test]
+fn the_runtimes_and_flavors_are_listed_with_their_c_values() {
+    let mut len = 0usize;
+    // SAFETY: `len` is writable; the document lives as long as the library.
+    let ptr = unsafe { asyncffi::ffi::affi_runtimes(&mut len) };
+    // SAFETY: `affi_runtimes` returns `len` readable bytes.
+    let json = std::str::from_utf8(unsafe { std::slice::from_raw_parts(ptr, len) }).unwrap();
+    assert_eq!(
+        json,
+        "{\"runtimes\": {\"tokio\": 0, \"async-std\": 1, \"async_std\": 1, \"loop\": 2}, \
+         \"flavors\": {\"multi_thread\": 0, \"current_thread\": 1}}"
+    );
+    // The values listed are the ones hand-written exports and `affi_configure` take.
+    for (value, runtime) in [
+        (0, Runtime::Tokio),
+        (1, Runtime::AsyncStd),
+        (2, Runtime::Loop),
+    ] {
+        assert_eq!(Runtime::from_raw(value).unwrap(), runtime);
+    }
+    assert_eq!(
+        Runtime::from_raw(3).unwrap_err().status,
+        AffiStatus::ErrValue
+    );
+    assert_eq!(
+        asyncffi::ffi::affi_configure(0, 7),
+        AffiStatus::ErrValue as i32
+    );
 }

@@ -15,48 +15,69 @@ mod async_std_rt;
 #[cfg(feature = "tokio")]
 pub mod tokio_rt;
 
-/// Which runtime a call runs on, as the C ABI passes it.
-#[repr(C)]
+/// tokio's scheduler flavour; its C value (`affi_configure`) is the discriminant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiRuntime {
-    /// tokio (multi-thread unless configured otherwise).
-    Tokio = 0,
-    /// async-std's global executor.
-    AsyncStd = 1,
-    /// No runtime thread: polled on the event loop's thread (see `local`).
-    Loop = 2,
-}
-
-/// tokio's scheduler flavour.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AffiFlavor {
+pub enum Flavor {
     /// A pool of worker threads (the default).
     MultiThread = 0,
     /// One dedicated thread drives every task.
     CurrentThread = 1,
 }
 
-/// A runtime to spawn on.
+impl Flavor {
+    /// Every flavour with its name, as `affi_runtimes` lists them.
+    pub const NAMES: [(&'static str, Flavor); 2] = [
+        ("multi_thread", Flavor::MultiThread),
+        ("current_thread", Flavor::CurrentThread),
+    ];
+
+    /// The flavour of a C value.
+    pub fn from_raw(raw: u32) -> Option<Flavor> {
+        Flavor::NAMES
+            .iter()
+            .map(|&(_, flavor)| flavor)
+            .find(|&flavor| flavor as u32 == raw)
+    }
+
+    /// The flavour's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::MultiThread => "multi_thread",
+            Flavor::CurrentThread => "current_thread",
+        }
+    }
+}
+
+/// A runtime to spawn on; its C value (the `runtime_id` argument of hand-written exports) is
+/// the discriminant. Python learns names and values from `affi_runtimes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    /// tokio.
-    Tokio,
-    /// async-std.
-    AsyncStd,
+    /// tokio (multi-thread unless configured otherwise).
+    Tokio = 0,
+    /// async-std's global executor.
+    AsyncStd = 1,
     /// The event loop's own thread, inside tokio's context (see [`crate::local`]).
-    Loop,
+    Loop = 2,
 }
 
 static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
 
 impl Runtime {
+    /// Every runtime's names (the first is its own name, the others aliases) and the runtime,
+    /// as `affi_runtimes` lists them.
+    pub const NAMES: [(&'static str, Runtime); 4] = [
+        ("tokio", Runtime::Tokio),
+        ("async-std", Runtime::AsyncStd),
+        ("async_std", Runtime::AsyncStd),
+        ("loop", Runtime::Loop),
+    ];
+
     /// The runtime named by a C ABI value.
     pub fn from_raw(raw: u32) -> Result<Runtime, Failure> {
         match raw {
-            x if x == AffiRuntime::Tokio as u32 => Ok(Runtime::Tokio),
-            x if x == AffiRuntime::AsyncStd as u32 => Ok(Runtime::AsyncStd),
-            x if x == AffiRuntime::Loop as u32 => Ok(Runtime::Loop),
+            x if x == Runtime::Tokio as u32 => Ok(Runtime::Tokio),
+            x if x == Runtime::AsyncStd as u32 => Ok(Runtime::AsyncStd),
+            x if x == Runtime::Loop as u32 => Ok(Runtime::Loop),
             _ => Err(Failure::new(
                 AffiStatus::ErrValue,
                 format!("unknown runtime {raw}: expected 0 (tokio), 1 (async-std) or 2 (loop)"),
@@ -131,6 +152,28 @@ pub struct RuntimeContext {
     #[cfg(feature = "tokio")]
     #[allow(dead_code)]
     tokio: Option<tokio::runtime::EnterGuard<'static>>,
+}
+
+/// The names of the runtimes and of tokio's flavours with their C values, as a JSON document:
+/// `{"runtimes": {"tokio": 0, ...}, "flavors": {"multi_thread": 0, ...}}` (`affi_runtimes`).
+pub fn names_json() -> &'static str {
+    static JSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    JSON.get_or_init(|| {
+        let table = |entries: Vec<(&str, u32)>| {
+            let fields: Vec<String> = entries
+                .iter()
+                .map(|(name, value)| format!("\"{name}\": {value}"))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        };
+        let runtimes = Runtime::NAMES.iter().map(|&(n, r)| (n, r as u32)).collect();
+        let flavors = Flavor::NAMES.iter().map(|&(n, f)| (n, f as u32)).collect();
+        format!(
+            "{{\"runtimes\": {}, \"flavors\": {}}}",
+            table(runtimes),
+            table(flavors)
+        )
+    })
 }
 
 /// Refuses further spawns and shuts tokio down, waiting at most `timeout` for its threads.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::oneshot;
 
-use super::AffiFlavor;
+use super::Flavor;
 use crate::boundary::{AffiStatus, Failure};
 
 /// How the tokio runtime is built.
@@ -20,13 +20,13 @@ pub struct Config {
     /// Worker threads of the multi-thread flavour; 0 means one per core.
     pub worker_threads: usize,
     /// The scheduler flavour.
-    pub flavor: AffiFlavor,
+    pub flavor: Flavor,
 }
 
 impl Config {
     const DEFAULT: Config = Config {
         worker_threads: 0,
-        flavor: AffiFlavor::MultiThread,
+        flavor: Flavor::MultiThread,
     };
 }
 
@@ -54,11 +54,10 @@ fn describe(config: &Config) -> String {
         0 => "None".to_owned(),
         n => n.to_string(),
     };
-    let flavor = match config.flavor {
-        AffiFlavor::MultiThread => "multi_thread",
-        AffiFlavor::CurrentThread => "current_thread",
-    };
-    format!("worker_threads={workers}, flavor={flavor:?}")
+    format!(
+        "worker_threads={workers}, flavor={:?}",
+        config.flavor.name()
+    )
 }
 
 /// Sets how tokio will be built. Once it has started, a different configuration is refused.
@@ -87,12 +86,12 @@ pub fn configure(config: Config) -> Result<(), Failure> {
 
 fn start(config: Config) -> Result<Started, String> {
     let mut builder = match config.flavor {
-        AffiFlavor::MultiThread => Builder::new_multi_thread(),
-        AffiFlavor::CurrentThread => Builder::new_current_thread(),
+        Flavor::MultiThread => Builder::new_multi_thread(),
+        Flavor::CurrentThread => Builder::new_current_thread(),
     };
     // Every driver compiled in (time here; IO too when a library enables tokio's `net`).
     builder.enable_all().thread_name("asyncffi-tokio");
-    if config.worker_threads > 0 && config.flavor == AffiFlavor::MultiThread {
+    if config.worker_threads > 0 && config.flavor == Flavor::MultiThread {
         builder.worker_threads(config.worker_threads);
     }
     let runtime = builder
@@ -100,8 +99,8 @@ fn start(config: Config) -> Result<Started, String> {
         .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
     let handle = runtime.handle().clone();
     let owner = match config.flavor {
-        AffiFlavor::MultiThread => Owner::MultiThread(runtime),
-        AffiFlavor::CurrentThread => {
+        Flavor::MultiThread => Owner::MultiThread(runtime),
+        Flavor::CurrentThread => {
             let (stop, stop_rx) = oneshot::channel::<Duration>();
             let (stopped_tx, stopped) = mpsc::channel::<()>();
             let thread = std::thread::Builder::new()

@@ -1,0 +1,6 @@
+//! An unknown runtime name.
+
+#[asyncffi::export(runtime = "smol")]
+async fn f() {}
+
+fn main() {}

@@ -1,0 +1,148 @@
+"""What the export macros offer beyond plain parameters, through the test library's exports
+(``rust/testlib/src/exported.rs``) and the built-ins (``rust/native``, written the same way):
+the caller's runtime, durations, ``*args``, tagged values, ``buffer=`` and ``prefetch=``,
+parameter options (defaults, keyword-only, ``min``), errors raised as built-in exceptions,
+and the ``.pyi`` stubs made from a manifest."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import subprocess
+import sys
+from typing import Any, AsyncIterable, Iterable, Optional, Union
+
+import asyncffi
+import pytest
+from asyncffi import demo
+from asyncffi._stubs import library_stubs
+
+KW = inspect.Parameter.KEYWORD_ONLY
+
+
+def test_signatures_of_the_new_parameter_kinds(testlib: asyncffi.Library) -> None:
+    sig = inspect.signature(testlib.where_run)
+    assert [(p.name, p.kind, p.default) for p in sig.parameters.values()] == [
+        ("delay", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("label", KW, "x"),
+        ("runtime", KW, "tokio"),
+    ]
+    assert [p.annotation for p in sig.parameters.values()] == [float, str, str]
+    sig = inspect.signature(testlib.call_with)
+    assert [(p.name, p.kind) for p in sig.parameters.values()] == [
+        ("f", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        ("args", inspect.Parameter.VAR_POSITIONAL),
+    ]
+    sig = inspect.signature(testlib.repeat)
+    assert list(sig.parameters) == ["value", "times", "buffer"]
+    assert sig.parameters["times"].kind == KW and sig.parameters["times"].default == 2
+    assert sig.parameters["buffer"].annotation == Optional[int]
+    sig = inspect.signature(testlib.first_items)
+    assert list(sig.parameters) == ["items", "n", "prefetch"]
+    assert sig.parameters["prefetch"].kind == KW
+    assert sig.parameters["items"].annotation == Union[AsyncIterable[Any], Iterable[Any]]
+
+
+@pytest.mark.parametrize("runtime", ["tokio", "async-std", "loop"])
+async def test_the_caller_picks_the_runtime(testlib: asyncffi.Library, runtime: str) -> None:
+    assert await testlib.where_run(0.01, runtime=runtime) == f"{runtime}:x"
+    assert await testlib.where_run(0, label="y", runtime=runtime) == f"{runtime}:y"
+    assert await testlib.where_run(0.0) == "tokio:x"
+
+
+def test_a_runtime_is_checked_when_called(testlib: asyncffi.Library) -> None:
+    listed = "'tokio', 'async-std', 'loop'"
+    with pytest.raises(ValueError, match=f"runtime must be one of {listed}, not 'trio'"):
+        testlib.where_run(0, runtime="trio")
+    with pytest.raises(TypeError, match="positional argument"):
+        testlib.where_run(0, "label")
+
+
+@pytest.mark.parametrize("seconds", [-1.0, -1, math.nan, math.inf])
+async def test_bad_durations_are_value_errors(testlib: asyncffi.Library, seconds: float) -> None:
+    call = testlib.where_run(seconds)  # refused by Rust when the call starts
+    with pytest.raises(ValueError, match="argument `delay`: seconds must be a finite number >= 0"):
+        await call
+    with pytest.raises(TypeError, match=r"argument 'delay' must be float \(seconds\), not str"):
+        testlib.where_run("1")
+
+
+async def test_args_are_the_rest_of_the_positional_arguments(testlib: asyncffi.Library) -> None:
+    assert await testlib.call_with(lambda *a: list(a), 1, "two", [3.0]) == [3, [1, "two", [3.0]]]
+    assert await testlib.call_with(lambda: "none") == [0, "none"]
+    with pytest.raises(TypeError, match="cannot pass 'object' objects"):
+        testlib.call_with(print, object())
+
+
+async def test_defaults_keywords_and_minimums(testlib: asyncffi.Library) -> None:
+    assert [x async for x in testlib.repeat("a")] == ["a", "a"]
+    assert [x async for x in testlib.repeat(None, times=3)] == [None] * 3
+    with pytest.raises(TypeError, match="positional argument"):
+        testlib.repeat("a", 3)
+    assert await testlib.first_items(iter("abc"), 2) == ["a", "b"]
+    # Below ``min``: ValueError naming the parameter, before the type's range (OverflowError).
+    with pytest.raises(ValueError, match=r"first_items\(\) argument 'n' must be >= 1, got 0"):
+        testlib.first_items([], 0)
+    with pytest.raises(ValueError, match="argument 'n' must be >= 1, got -1"):
+        testlib.first_items([], -1)
+    with pytest.raises(OverflowError, match="argument 'n': 4294967296 is out of range for u32"):
+        testlib.first_items([], 2**32)
+
+
+async def test_buffer_and_prefetch_keywords(testlib: asyncffi.Library) -> None:
+    assert [x async for x in testlib.repeat(1.5, times=5, buffer=1)] == [1.5] * 5
+    with pytest.raises(ValueError, match="buffer must be >= 1"):
+        testlib.repeat(1, buffer=0)
+    assert await testlib.first_items(range(100), 10, prefetch=3) == list(range(10))
+    assert await testlib.sum_items([1, 2, 3], prefetch=1) == 6
+    with pytest.raises(ValueError, match=r"first_items\(\): prefetch must be >= 1"):
+        testlib.first_items([], 1, prefetch=0)
+    with pytest.raises(OverflowError, match="prefetch"):
+        testlib.first_items([], 1, prefetch=2**64)
+
+
+@pytest.mark.parametrize(
+    "value", [None, True, -(2**63), 2**63 - 1, 1.5, "", "héllo", b"\x00", [1, {"a": None}]]
+)
+async def test_tagged_values_round_trip(testlib: asyncffi.Library, value: Any) -> None:
+    assert [x async for x in testlib.repeat(value, times=1)] == [value]
+
+
+async def test_builtin_errors_are_raised_as_python_exceptions(testlib: asyncffi.Library) -> None:
+    assert await testlib.root(9.0) == 3.0
+    with pytest.raises(ValueError, match=r"^root of -1$"):
+        await testlib.root(-1)
+    # The built-ins' gather_python: a count no list can hold, found once the call runs.
+    with pytest.raises(ValueError, match="more results than a list can hold"):
+        await demo.gather_python(print, 2**40)
+
+
+def test_stubs_follow_the_manifest(testlib: asyncffi.Library) -> None:
+    text = library_stubs(testlib.path, "The test library.")
+    compile(text, "testlib.pyi", "exec")  # valid Python
+    assert '"""The test library."""' in text
+    assert (
+        'def where_run(delay: float, *, label: str = "x", runtime: str = "tokio") '
+        "-> RustCall[str]:" in text
+    )
+    assert "def call_with(f: Callable[..., Any], *args: Any) -> RustCall[Tuple[int, Any]]:" in text
+    assert (
+        "def repeat(value: Any, *, times: int = 2, buffer: Optional[int] = None) "
+        "-> RustStream[Any]:" in text
+    )
+    assert "def words(text: str) -> List[str]:" in text
+    assert "class Notebook(RustObject):" in text
+    assert "    def __init__(self, capacity: Optional[int] = None) -> None:" in text
+    assert "    @staticmethod\n    def merged(a: Notebook, b: Notebook) -> Notebook:" in text
+
+
+def test_the_stubs_command_prints_them(testlib: asyncffi.Library) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncffi", "stubs", testlib.path, "--exclude", "mix,words"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "def divide(" in done.stdout
+    assert "def mix(" not in done.stdout and "def words(" not in done.stdout
