@@ -161,28 +161,47 @@ suite_name() {
     "$1" -c 'import sys; print("%s%d.%d" % ((sys.implementation.name,) + sys.version_info[:2]))'
 }
 
+# A suite whose run failed on at most MAX_RERUNS tests runs those tests once more, alone: a test
+# that fails twice fails the suite; one that passes the second time is named as flaky in the
+# results, with its first failure kept in the log. More failures than that are breakage, not
+# flakiness, and are not run again. The first run's FAILED/ERROR summary lines name the tests.
+MAX_RERUNS=3
+rerun_failed() { # PYTHON LOG FLAKY_FILE: 0 when every failed test passed the second time
+    local py=$1 log=$2 flaky=$3 ids=()
+    mapfile -t ids < <(sed -n -E 's/^(FAILED|ERROR) ([^ ]+).*/\2/p' "$log" | sort -u)
+    [ "${#ids[@]}" -gt 0 ] && [ "${#ids[@]}" -le "$MAX_RERUNS" ] || return 1
+    echo "=== rerunning the ${#ids[@]} failed test(s) once: ${ids[*]}" >>"$log"
+    "$py" -m pytest -q -p no:cacheprovider "${ids[@]}" >>"$log" 2>&1 || return 1
+    printf '%s\n' "${ids[@]}" >"$flaky"
+}
+
 # Runs pytest in the interpreter's venv; writes <name>.log, <name>.xml and <name>.result (the
 # result line: "<name>: N passed, N failed, N skipped", and why it failed if it did).
 run_suite() {
     local exe=$1 name py status=0 began=$SECONDS
     shift
     name=$(suite_name "$exe")
+    rm -f "$WORK/$name.flaky"
     {
         py=$(suite_venv "$exe") && "$py" -c "$ABOUT" >"$WORK/$name.about" && "$py" -m pytest -q -p no:cacheprovider -m "not stress and not interrupts" \
             --junitxml="$WORK/$name.xml" "$@"
     } >"$WORK/$name.log" 2>&1 || status=$?
+    if [ "$status" -eq 1 ] && rerun_failed "$py" "$WORK/$name.log" "$WORK/$name.flaky"; then
+        status=0
+    fi
     result_line "$name" "$status" >"$WORK/$name.result"
     echo "$((SECONDS - began))" >"$WORK/$name.seconds"
 }
 
 # "<name>: N passed, N failed, N skipped" from the junit report; exit status 5 (no test ran),
-# any other non-zero status, or no report at all count as a failure.
+# any other non-zero status, or no report at all count as a failure. Tests named in <name>.flaky
+# (failed once, passed on their rerun) count as passed and are named after the counts.
 result_line() {
-    python - "$WORK/$1.xml" "$1" "$2" <<'EOF'
+    python - "$WORK/$1.xml" "$1" "$2" "$WORK/$1.flaky" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
 
-path, name, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, name, status, flaky_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 try:
     suites = ET.parse(path).getroot()
     suite = suites if suites.tag == "testsuite" else suites.find("testsuite")
@@ -192,6 +211,13 @@ except (OSError, ET.ParseError, AttributeError):
 failed = count["failures"] + count["errors"]
 passed = count["tests"] - failed - count["skipped"]
 why = ""
+try:
+    flaky = open(flaky_path).read().split()
+except OSError:
+    flaky = []
+if flaky and status == 0 and failed <= len(flaky):
+    passed, failed = passed + failed, 0
+    why = f"  ({len(flaky)} flaky, failed once and passed on a rerun: {' '.join(flaky)})"
 if status == 5 or count["tests"] == 0:
     failed, why = max(failed, 1), "  (no test ran)"
 elif status != 0 and failed == 0:
@@ -206,6 +232,10 @@ report_suite() {
     cat "$WORK/$name.result"
     echo "    ($(cat "$WORK/$name.about" 2>/dev/null); venv and suite in $(cat "$WORK/$name.seconds") s)"
     grep -E '^SKIPPED ' "$WORK/$name.log" | sed 's/^/    /' || true
+    if [ -f "$WORK/$name.flaky" ]; then
+        echo "    --- flaky (their first failure is in $WORK/$name.log):"
+        grep -E '^(FAILED|ERROR) ' "$WORK/$name.log" | sed 's/^/    /' || true
+    fi
     if ! grep -q ' 0 failed,' "$WORK/$name.result"; then
         echo "    --- $WORK/$name.log, from pytest's summary on:"
         sed -n '/short test summary info/,$p' "$WORK/$name.log" | grep -v '^SKIPPED ' \
@@ -248,13 +278,19 @@ with_stress_python() {
 }
 
 FAILED_STEPS=()
+FLAKY=() # "step: test ids" of the further checks' tests that passed only on their rerun
 step "stress suite and the KeyboardInterrupt sweep, once, on Python $STRESS_PYTHON"
 stress() {
     local status=0
     # Each swept point is bounded (ASYNCFFI_INTERRUPT_BOUND, 60 s): a hang fails with stacks.
     python -m pytest -q -p no:cacheprovider -m "stress or interrupts" tests/stress \
-        tests/test_interrupts.py || status=$?
+        tests/test_interrupts.py 2>&1 | tee "$WORK/stress.log" || status=$?
     [ "$status" -eq 5 ] && echo "pytest collected no stress test: failing" >&2
+    if [ "$status" -eq 1 ] && rerun_failed python "$WORK/stress.log" "$WORK/stress.flaky"; then
+        echo "flaky, passed on a rerun: $(cat "$WORK/stress.flaky")"
+        FLAKY+=("stress: $(cat "$WORK/stress.flaky")")
+        status=0
+    fi
     return "$status"
 }
 with_stress_python stress || FAILED_STEPS+=("stress suite")
@@ -266,8 +302,14 @@ step "the Redis example (examples/redis): its wheel (release), cargo test, its s
 redis_example_suite() {
     local status=0
     python -m pip install --quiet --force-reinstall --no-deps "$WORK"/dist-redis/asyncffi_redis-*.whl \
-        && python -m pytest -q -p no:cacheprovider examples/redis/tests || status=$?
+        && python -m pytest -q -p no:cacheprovider examples/redis/tests 2>&1 \
+        | tee "$WORK/redis.log" || status=$?
     [ "$status" -eq 5 ] && echo "pytest collected no test of the Redis example: failing" >&2
+    if [ "$status" -eq 1 ] && rerun_failed python "$WORK/redis.log" "$WORK/redis.flaky"; then
+        echo "flaky, passed on a rerun: $(cat "$WORK/redis.flaky")"
+        FLAKY+=("Redis example: $(cat "$WORK/redis.flaky")")
+        status=0
+    fi
     return "$status"
 }
 redis_example() {
@@ -292,6 +334,9 @@ tail -n 12 "$WORK/bench-quick.log"
 step "results ($((SECONDS - START)) s in all; logs in $WORK)"
 for step_name in "${FAILED_STEPS[@]}"; do
     echo "FAILED: $step_name"
+done
+for flaky in "${FLAKY[@]}"; do
+    echo "FLAKY (failed once, passed on a rerun): $flaky"
 done
 # One line per interpreter, then the sum: "all: N passed, N failed, N skipped".
 suites=0
