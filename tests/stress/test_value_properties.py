@@ -9,7 +9,6 @@ dict keys) are refused with a clear exception."""
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any, Iterator
 
 import pytest
@@ -17,23 +16,12 @@ from asyncffi import demo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stress_util import scaled
+from value_strategies import I64_MAX, I64_MIN, U64_MAX, same, values
 
 pytestmark = pytest.mark.stress
 
-I64_MIN, I64_MAX, U64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 I64 = st.integers(min_value=I64_MIN, max_value=I64_MAX)
-INTS = I64 | st.integers(min_value=I64_MAX + 1, max_value=U64_MAX)
-FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
-    [0.0, -0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308]
-)
-SCALARS = st.none() | st.booleans() | INTS | FLOATS | st.binary(max_size=64) | st.text(max_size=32)
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6)
-    ),
-    max_leaves=40,
-)
+VALUES = values(max_leaves=40, max_size=6, text_size=32)
 OUT_OF_RANGE = st.integers(max_value=I64_MIN - 1) | st.integers(min_value=U64_MAX + 1)
 SURROGATE_TEXT = st.builds(
     lambda a, s, b: a + s + b,
@@ -49,21 +37,6 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
 )
-
-
-def same(a: Any, b: Any) -> bool:
-    """Exact equality: same types all the way down, floats equal bit for bit up to NaN."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is float:
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-    if type(a) is list:
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if type(a) is dict:
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ fn only_the_first_push_into_an_empty_queue_wakes() {
     let wakes = stats().wakes;
     for token in 0..50 {
         spawn(Runtime::Tokio, port, token, async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(Value::None)
         })
         .unwrap();

@@ -28,7 +28,7 @@ fn drain(port: u64) -> usize {
 
 fn complete_soon(port: u64, token: u64) {
     spawn(Runtime::Tokio, port, token, async move {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         Ok(Value::None)
     })
     .unwrap();
