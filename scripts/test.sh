@@ -297,8 +297,13 @@ with_stress_python stress || FAILED_STEPS+=("stress suite")
 
 step "the Redis example (examples/redis): its wheel (release), cargo test, its suite against redis-server on Python $STRESS_PYTHON"
 # Its tests start their own redis-server (Debian's package; .ci/run installs it) and fail,
-# rather than skip, when it or the example's package is missing. No clippy here: on a clean
-# target it costs about 100 s more (its checks share nothing with the build); run it by hand.
+# rather than skip, when it or the example's package is missing. Its own workspace and lock
+# file, built into the shared target directory as the store example is: the crates it shares
+# with the builds above are compiled once, and `cargo test` reuses the wheel build's
+# dependencies (same profile and features), compiling only the example's own crate again. No
+# clippy here: on a clean target it costs about 100 s more (its checks share nothing with the
+# build); run it by hand. Its stubs (examples/redis/python/asyncffi_redis/_exports.pyi) are
+# checked against the built library by its tests, and typed by `mypy` above.
 redis_example_suite() {
     local status=0
     python -m pip install --quiet --force-reinstall --no-deps "$WORK"/dist-redis/asyncffi_redis-*.whl \
@@ -315,8 +320,10 @@ redis_example_suite() {
 redis_example() {
     rm -rf "$WORK/dist-redis"
     (cd examples/redis && cargo fmt --check) \
-        && python -m maturin build --release --quiet -m examples/redis/Cargo.toml --out "$WORK/dist-redis" \
-        && (cd examples/redis && cargo test --release --quiet) \
+        && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m maturin build \
+            --release --quiet -m examples/redis/Cargo.toml --out "$WORK/dist-redis" \
+        && (cd examples/redis && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" \
+            cargo test --release --quiet) \
         && with_stress_python redis_example_suite
 }
 redis_example || FAILED_STEPS+=("Redis example")

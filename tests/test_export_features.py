@@ -146,3 +146,51 @@ def test_the_stubs_command_prints_them(testlib: asyncffi.Library) -> None:
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert "def divide(" in done.stdout
     assert "def mix(" not in done.stdout and "def words(" not in done.stdout
+
+
+def test_stubs_for_a_module_outside_asyncffi_import_from_it(testlib: asyncffi.Library) -> None:
+    inside = library_stubs(testlib.path)
+    assert "from ._call import RustCall\n" in inside
+    outside = library_stubs(testlib.path, module="mypackage._exports")
+    assert "from asyncffi import Library, RustCall, RustObject, RustStream\n" in outside
+    assert "from ._" not in outside
+    assert outside.replace(
+        "from asyncffi import Library, RustCall, RustObject, RustStream\n", ""
+    ) == inside.replace(
+        "from ._call import RustCall\nfrom ._library import Library\n"
+        "from ._object import RustObject\nfrom ._stream import RustStream\n",
+        "",
+    )
+    assert library_stubs(testlib.path, module="asyncffi.demo") == inside
+
+
+def test_the_stubs_command_writes_and_checks_a_file(
+    testlib: asyncffi.Library, tmp_path: Any
+) -> None:
+    pyi = tmp_path / "_exports.pyi"
+
+    def stubs(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "asyncffi", "stubs", testlib.path]
+        command += ["--module", "mypackage._exports", "-o", str(pyi), *extra]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    done = stubs("--check")  # no file yet: stale
+    assert done.returncode == 1 and not pyi.exists()
+    assert "is stale: run `python -m asyncffi stubs" in done.stdout
+    assert "--module mypackage._exports" in done.stdout
+    done = stubs()
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
+    assert pyi.read_text() == library_stubs(testlib.path, module="mypackage._exports")
+    done = stubs("--check")
+    assert done.returncode == 0 and "matches the manifest" in done.stdout
+    pyi.write_text(pyi.read_text().replace("def divide(", "def split("))
+    done = stubs("--check")
+    assert done.returncode == 1 and "+def divide(" in done.stdout
+    assert "def split(" in pyi.read_text()  # --check changes nothing
+    bare = subprocess.run(
+        [sys.executable, "-m", "asyncffi", "stubs", testlib.path, "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bare.returncode == 2 and "--check needs -o FILE" in bare.stderr

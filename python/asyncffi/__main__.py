@@ -2,8 +2,10 @@
 
 Options: ``--loop uvloop`` runs the demo on uvloop, ``--wake fd`` uses the eventfd wake.
 
-``python -m asyncffi stubs <cdylib>``: print the ``.pyi`` stubs of a library's exports, from
-its manifest (``builtins`` for the shipped library, whose stubs are ``asyncffi/demo.pyi``).
+``python -m asyncffi stubs <cdylib> [--module NAME] [-o FILE.pyi] [--check]``: the ``.pyi``
+stubs of a library's exports, from its manifest (``builtins`` for the shipped library, whose
+stubs are ``asyncffi/demo.pyi``), for the module ``NAME`` (to stdout, or to ``FILE.pyi``; with
+``--check``, exits 1 if ``FILE.pyi`` differs from them, changing nothing).
 
 ``python -m asyncffi header PATH_TO_CDYLIB [-o FILE.h] [--check]``: the C header of a library
 written with asyncffi's macros (``builtins`` for the shipped library), from its manifest (to
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import sys
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
@@ -172,6 +175,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     stubs_cmd.add_argument(
         "--exclude", default="", help="comma-separated name prefixes to leave out"
     )
+    stubs_cmd.add_argument(
+        "--module",
+        default="",
+        help="the module the stubs are for, e.g. mypackage._exports: outside the asyncffi "
+        "package, they import its names from asyncffi (default: a module of asyncffi)",
+    )
+    stubs_cmd.add_argument("-o", "--output", help="the .pyi file to write (default: stdout)")
+    stubs_cmd.add_argument(
+        "--check", action="store_true", help="exit 1 if OUTPUT differs; write nothing"
+    )
     header_cmd = sub.add_parser("header", help="write the C header of a library's manifest")
     header_cmd.add_argument("library", help="the path of the cdylib, or 'builtins'")
     header_cmd.add_argument("-o", "--output", help="the header file to write (default: stdout)")
@@ -183,12 +196,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _header(args.library, args.output, args.check)
 
     if args.command == "stubs":
-        from ._loader import library_path
-        from ._stubs import library_stubs
-
-        path = library_path() if args.library == "builtins" else args.library
-        sys.stdout.write(library_stubs(path, args.doc, args.exclude))
-        return 0
+        return _stubs(args)
 
     asyncffi.configure(wake=args.wake)
     factory = _loop_factory(args.loop)
@@ -202,8 +210,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _header(library: str, output: Optional[str], check: bool) -> int:
-    import difflib
-
     from asyncffi import _header
     from asyncffi._loader import library_path
 
@@ -212,9 +218,39 @@ def _header(library: str, output: Optional[str], check: bool) -> int:
     except ImportError as e:
         print(f"python -m asyncffi header: {e}", file=sys.stderr)
         return 1
+    return _emit("header", text, output, check, f"header {library} -o {output}", library)
+
+
+def _stubs(args: argparse.Namespace) -> int:
+    from ._loader import library_path
+    from ._stubs import library_stubs
+
+    path = library_path() if args.library == "builtins" else args.library
+    try:
+        text = library_stubs(path, args.doc, args.exclude, args.module)
+    except ImportError as e:
+        print(f"python -m asyncffi stubs: {e}", file=sys.stderr)
+        return 1
+    again = " ".join(
+        shlex.quote(a)
+        for a in ["stubs", args.library, "-o", str(args.output)]
+        + (["--module", args.module] if args.module else [])
+        + (["--exclude", args.exclude] if args.exclude else [])
+        + (["--doc", args.doc] if args.doc else [])
+    )
+    return _emit("stubs", text, args.output, args.check, again, args.library)
+
+
+def _emit(
+    command: str, text: str, output: Optional[str], check: bool, again: str, library: str
+) -> int:
+    """Writes ``text`` to ``output`` (stdout if ``None``) if it differs; with ``check``,
+    writes nothing and exits 1 (printing the diff) if it differs."""
+    import difflib
+
     if output is None:
         if check:
-            print("python -m asyncffi header: --check needs -o FILE", file=sys.stderr)
+            print(f"python -m asyncffi {command}: --check needs -o FILE", file=sys.stderr)
             return 2
         sys.stdout.write(text)
         return 0
@@ -232,7 +268,7 @@ def _header(library: str, output: Optional[str], check: bool) -> int:
                 current.splitlines(True), text.splitlines(True), output, "generated", n=1
             )
         )
-        print(f"{output} is stale: run `python -m asyncffi header {library} -o {output}`")
+        print(f"{output} is stale: run `python -m asyncffi {again}`")
         return 1
     if current != text:
         with open(output, "w", encoding="utf-8") as f:

@@ -1,8 +1,11 @@
 """Type stubs (``.pyi``) for a library's exports, written from its manifest alone: what the
 wrappers ``_manifest.build`` makes at import time look like to a type checker.
 
-``python -m asyncffi stubs <path-of-the-cdylib> [--module asyncffi.demo]`` prints them; the
-package's own ``demo.pyi`` is made so, and ``build_ffi.py --check`` fails when it drifts.
+``python -m asyncffi stubs <path-of-the-cdylib> [--module NAME]`` prints them; the package's
+own ``demo.pyi`` is made so, and ``build_ffi.py --check`` fails when it drifts. ``--module``
+names the module the stubs are for: one outside the ``asyncffi`` package (a library's own
+package) imports ``RustCall`` and the other names from ``asyncffi``, one inside it from its
+submodules.
 """
 
 from __future__ import annotations
@@ -95,9 +98,22 @@ def _doc(doc: str, indent: str) -> str:
     return "\n".join([lines[0], *((indent + line) if line else "" for line in lines[1:])])
 
 
-def stubs(manifest: Dict[str, Any], doc: str = "", exclude: str = "") -> str:
+def _imports(module: str) -> List[str]:
+    """The import lines of the asyncffi names the stubs use, as seen from ``module``."""
+    if module and module != "asyncffi" and not module.startswith("asyncffi."):
+        return ["from asyncffi import Library, RustCall, RustObject, RustStream"]
+    return [
+        "from ._call import RustCall",
+        "from ._library import Library",
+        "from ._object import RustObject",
+        "from ._stream import RustStream",
+    ]
+
+
+def stubs(manifest: Dict[str, Any], doc: str = "", exclude: str = "", module: str = "") -> str:
     """The ``.pyi`` text for a library's exports (those whose names start with one of the
-    comma-separated prefixes ``exclude`` left out), with ``doc`` as its docstring."""
+    comma-separated prefixes ``exclude`` left out), with ``doc`` as its docstring, for the
+    module named ``module`` (``""``: one inside the ``asyncffi`` package)."""
     skip = tuple(p for p in exclude.split(",") if p)
     out = [BANNER.rstrip("\n")]
     if doc:
@@ -107,10 +123,7 @@ def stubs(manifest: Dict[str, Any], doc: str = "", exclude: str = "") -> str:
         "from typing import Any, AsyncIterable, Callable, Dict, Iterable, List, Optional, Tuple,"
         " Union",
         "",
-        "from ._call import RustCall",
-        "from ._library import Library",
-        "from ._object import RustObject",
-        "from ._stream import RustStream",
+        *_imports(module),
         "",
         "library: Library",
     ]
@@ -151,8 +164,9 @@ def stubs(manifest: Dict[str, Any], doc: str = "", exclude: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-def library_stubs(path: str, doc: str = "", exclude: str = "") -> str:
-    """The stubs of the cdylib at ``path`` (opened only to read its manifest).
+def library_stubs(path: str, doc: str = "", exclude: str = "", module: str = "") -> str:
+    """The stubs of the cdylib at ``path`` (opened only to read its manifest) for the module
+    named ``module`` (see ``stubs``).
 
     :raises ImportError: it is no asyncffi library, or exports no manifest.
     """
@@ -162,4 +176,4 @@ def library_stubs(path: str, doc: str = "", exclude: str = "") -> str:
     manifest = _manifest.read(open_native(path), path)
     if manifest is None:
         raise ImportError(f"the library {path} exports nothing made by the asyncffi macros")
-    return stubs(manifest, doc, exclude)
+    return stubs(manifest, doc, exclude, module)

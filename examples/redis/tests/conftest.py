@@ -2,6 +2,10 @@
 package), started on a free loopback port in a temporary directory with no persistence, and
 stopped and removed after.
 
+Every async test runs on asyncio; those marked ``@pytest.mark.uvloop`` (a representative
+handful: commands, concurrency, cancellation, pub/sub, scanning) run on uvloop too, where it
+installs (CPython on Unix; pytest-asyncio 1.5+, i.e. Python 3.10+).
+
 Nothing here skips: without ``redis-server`` on PATH or the ``asyncffi_redis`` package built
 (``maturin develop --release`` in ``examples/redis``, or ``pip install examples/redis``) the
 tests fail, saying what is missing.
@@ -9,6 +13,7 @@ tests fail, saying what is missing.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import shutil
@@ -19,12 +24,35 @@ import sys
 import tempfile
 import textwrap
 import time
-from typing import Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import asyncffi
 import pytest
+import pytest_asyncio.plugin
+
+try:
+    import uvloop
+except ImportError:  # PyPy or Windows: asyncio only
+    uvloop = None
 
 LIVE = ("live_tasks", "live_values", "live_ports", "live_objects", "live_py_streams")
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+ASYNCIO: Dict[str, LoopFactory] = {"asyncio": asyncio.new_event_loop}
+#: The loops of a test marked ``uvloop``.
+LOOPS: Dict[str, LoopFactory] = dict(ASYNCIO)
+if uvloop is not None:
+    LOOPS["uvloop"] = uvloop.new_event_loop
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "uvloop: run the test on uvloop too (where it installs)")
+
+
+if hasattr(pytest_asyncio.plugin, "PytestAsyncioSpecs"):  # pytest-asyncio 1.5+
+
+    def pytest_asyncio_loop_factories(config: Any, item: Any) -> Mapping[str, LoopFactory]:
+        return LOOPS if item.get_closest_marker("uvloop") else ASYNCIO
 
 
 def free_port() -> int:

@@ -11,8 +11,9 @@ import pytest
 from conftest import RedisServer
 
 
+@pytest.mark.uvloop
 async def test_strings_round_trip_as_bytes(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         assert await r.ping() is True
         assert await r.get("missing") is None
         assert await r.set("k", "välue") is True
@@ -28,8 +29,57 @@ async def test_strings_round_trip_as_bytes(url: str) -> None:
         assert await r.get("big") == big
 
 
+@pytest.mark.uvloop
+async def test_empty_values_are_not_none(url: str) -> None:
+    """An empty reply that is there (b"", an empty list or hash) stays itself: only a
+    missing key is None."""
+    async with asyncffi_redis.connect(url) as r:
+        assert await r.set("empty", b"") is True
+        assert await r.get("empty") == b""
+        assert await r.get("missing") is None
+        assert await r.set("", "empty key") is True
+        assert await r.get("") == b"empty key"
+        assert await r.mget(["empty", "missing", ""]) == [b"", None, b"empty key"]
+        assert await r.execute_command("GET", "empty") == b""
+        assert await r.execute_command("LRANGE", "nolist", 0, -1) == []
+        assert await r.pipeline([["GET", "empty"], ["GET", "missing"]]) == [b"", None]
+        assert await r.hset("h", "f", b"") == 1
+        assert await r.hgetall("h") == {b"f": b""}
+        assert await r.incr("zero", 0) == 0
+
+
+async def test_connect_awaited_or_entered(url: str) -> None:
+    r = await asyncffi_redis.connect(url)  # awaited: the caller closes it
+    assert isinstance(r, asyncffi_redis.Client)
+    assert await r.set("k", "v") is True
+    async with r:  # a client is a context manager too (closed on leaving)
+        assert await r.get("k") == b"v"
+    assert r.closed
+    async with asyncffi_redis.connect(url) as entered:
+        assert isinstance(entered, asyncffi_redis.Client)
+        assert await entered.get("k") == b"v"
+    assert entered.closed
+    async with await asyncffi_redis.connect(url) as both:
+        assert await both.get("k") == b"v"
+    assert both.closed
+    once = asyncffi_redis.connect(url)
+    (await once).close()
+    with pytest.raises(RuntimeError, match="once"):
+        await once
+    with pytest.raises(RuntimeError, match="once"):
+        async with once:
+            pass
+    # A refused connection raises when awaited or entered, and leaves nothing open.
+    from conftest import free_port
+
+    with pytest.raises(asyncffi.RustError) as info:
+        async with asyncffi_redis.connect(f"redis://127.0.0.1:{free_port()}", retries=0):
+            pass
+    assert info.value.kind == "connection_refused"
+
+
 async def test_set_options(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         assert await r.set("k", "a", nx=True) is True
         assert await r.set("k", "b", nx=True) is None
         assert await r.get("k") == b"a"
@@ -51,7 +101,7 @@ async def test_set_options(url: str) -> None:
 
 
 async def test_mget_delete_incr(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         await r.set("a", "1")
         await r.set("b", "2")
         assert await r.mget(["a", "missing", b"b"]) == [b"1", None, b"2"]
@@ -68,7 +118,7 @@ async def test_mget_delete_incr(url: str) -> None:
 
 
 async def test_hashes(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         assert await r.hgetall("nothing") == {}
         assert await r.hset("h", "f", "v") == 1
         assert await r.hset("h", mapping={"a": 1, b"b\xff": b"\x00"}) == 2
@@ -76,8 +126,9 @@ async def test_hashes(url: str) -> None:
         assert await r.hgetall("h") == {b"f": b"w", b"a": b"1", b"b\xff": b"\x00"}
 
 
+@pytest.mark.uvloop
 async def test_pipeline_and_transaction(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         replies = await r.pipeline(
             [["SET", "a", 1], ["GET", "a"], ["INCRBY", "a", 9], ["RPUSH", "l", "x", "y"],
              ["LRANGE", "l", 0, -1], ["GET", "missing"], ["PING"]]
@@ -94,7 +145,7 @@ async def test_pipeline_and_transaction(url: str) -> None:
 
 
 async def test_execute_command(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         assert await r.execute_command("SET", "k", "v") is True
         assert await r.execute_command("EXISTS", "k", "nope") == 1
         assert await r.execute_command("ECHO", b"\x00hi") == b"\x00hi"
@@ -103,7 +154,7 @@ async def test_execute_command(url: str) -> None:
 
 
 async def test_errors_have_kinds(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         await r.execute_command("RPUSH", "list", "x")
         with pytest.raises(asyncffi.RustError) as info:
             await r.get("list")
@@ -142,7 +193,7 @@ async def test_invalid_url() -> None:
 
 
 async def test_response_timeout(url: str) -> None:
-    async with await asyncffi_redis.connect(url, response_timeout=0.2) as r:
+    async with asyncffi_redis.connect(url, response_timeout=0.2) as r:
         loop = asyncio.get_running_loop()
         began = loop.time()
         with pytest.raises(asyncffi.RustError) as info:
@@ -152,9 +203,9 @@ async def test_response_timeout(url: str) -> None:
 
 
 async def test_auth(own_server: RedisServer) -> None:
-    async with await asyncffi_redis.connect(own_server.url) as admin:
+    async with asyncffi_redis.connect(own_server.url) as admin:
         assert await admin.execute_command("CONFIG", "SET", "requirepass", "s3cret") is True
-        async with await asyncffi_redis.connect(own_server.url) as anonymous:
+        async with asyncffi_redis.connect(own_server.url) as anonymous:
             with pytest.raises(asyncffi.RustError) as info:
                 await anonymous.get("k")
             assert info.value.kind == "auth"
@@ -162,7 +213,7 @@ async def test_auth(own_server: RedisServer) -> None:
             await asyncffi_redis.connect(f"redis://:wrong@127.0.0.1:{own_server.port}", retries=0)
         assert info.value.kind == "auth"
         url = f"redis://:s3cret@127.0.0.1:{own_server.port}"
-        async with await asyncffi_redis.connect(url) as user:
+        async with asyncffi_redis.connect(url) as user:
             assert await user.set("k", "v") is True
             assert await user.get("k") == b"v"
 

@@ -12,8 +12,9 @@ import pytest
 from conftest import RedisServer, run_python
 
 
+@pytest.mark.uvloop
 async def test_a_thousand_concurrent_mixed_tasks_on_one_client(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
 
         async def worker(i: int) -> None:
             key = f"k{i}"
@@ -32,9 +33,10 @@ async def test_a_thousand_concurrent_mixed_tasks_on_one_client(url: str) -> None
         assert await r.execute_command("DBSIZE") == 1001  # "shared" and the hashes
 
 
+@pytest.mark.uvloop
 async def test_cancelling_a_pending_get_leaves_the_client_usable(url: str) -> None:
-    async with await asyncffi_redis.connect(url, response_timeout=0) as r:
-        async with await asyncffi_redis.connect(url, response_timeout=0) as other:
+    async with asyncffi_redis.connect(url, response_timeout=0) as r:
+        async with asyncffi_redis.connect(url, response_timeout=0) as other:
             await r.set("first", "1")
             await r.set("second", "2")
             # The server is busy for 0.5 s: the GET waits for it, and is cancelled first.
@@ -56,7 +58,7 @@ async def test_cancelling_a_pending_get_leaves_the_client_usable(url: str) -> No
 
 
 async def test_cancelling_a_blocking_pop(url: str) -> None:
-    async with await asyncffi_redis.connect(url, response_timeout=0) as r:
+    async with asyncffi_redis.connect(url, response_timeout=0) as r:
         task = asyncio.ensure_future(r.execute_command("BLPOP", "queue", "0.3"))
         await asyncio.sleep(0.05)
         task.cancel()

@@ -25,8 +25,9 @@ async def wait_numsub(r: asyncffi_redis.Client, channel: str, want: int) -> None
     raise AssertionError(f"{channel}: {await numsub(r, channel)} subscribers, not {want}")
 
 
+@pytest.mark.uvloop
 async def test_subscribe_confirms_then_delivers(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         async with r.subscribe("a", b"b") as messages:
             it = messages.__aiter__()
             assert await it.__anext__() == {"type": "subscribe", "channel": b"a", "data": 1}
@@ -40,7 +41,7 @@ async def test_subscribe_confirms_then_delivers(url: str) -> None:
 
 async def test_a_hundred_thousand_messages_in_order(url: str) -> None:
     n = 100_000
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         received: list[bytes] = []
         async with r.subscribe("bulk") as messages:
             async for message in messages:
@@ -67,8 +68,9 @@ async def publish_all(r: asyncffi_redis.Client, channel: str, n: int) -> int:
     return delivered
 
 
+@pytest.mark.uvloop
 async def test_break_and_aclose_unsubscribe(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         messages = r.subscribe("c")
         async for message in messages:
             assert message["type"] == "subscribe"
@@ -82,8 +84,9 @@ async def test_break_and_aclose_unsubscribe(url: str) -> None:
         await wait_numsub(r, "c", 0)
 
 
+@pytest.mark.uvloop
 async def test_cancelling_the_reader_closes_the_subscription(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         started = asyncio.Event()
 
         async def read() -> None:
@@ -100,7 +103,7 @@ async def test_cancelling_the_reader_closes_the_subscription(url: str) -> None:
 
 
 async def test_a_dropped_connection_ends_the_stream_with_an_error(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         async with r.subscribe("e") as messages:
             it = messages.__aiter__()
             assert (await it.__anext__())["type"] == "subscribe"
@@ -113,7 +116,7 @@ async def test_a_dropped_connection_ends_the_stream_with_an_error(url: str) -> N
 
 
 async def test_subscribe_errors(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         with pytest.raises(asyncffi.RustError) as info:
             async for _ in r.subscribe():
                 pass
@@ -127,8 +130,9 @@ async def test_subscribe_errors(url: str) -> None:
     assert info.value.kind == "connection_refused"
 
 
+@pytest.mark.uvloop
 async def test_scan_iter(url: str) -> None:
-    async with await asyncffi_redis.connect(url) as r:
+    async with asyncffi_redis.connect(url) as r:
         assert [k async for k in r.scan_iter()] == []
         await r.pipeline([["SET", f"user:{i}", i] for i in range(250)])
         await r.pipeline([["SET", f"other:{i}", i] for i in range(50)])
