@@ -2,8 +2,11 @@
 
 Options: ``--loop uvloop`` runs the demo on uvloop, ``--wake fd`` uses the eventfd wake.
 
-``python -m asyncffi stubs <cdylib>``: print the ``.pyi`` stubs of a library's exports, from
-its manifest (``builtins`` for the shipped library, whose stubs are ``asyncffi/demo.pyi``).
+``python -m asyncffi stubs PATH_OR_MODULE [-o FILE.pyi] [--check]``: the ``.pyi`` stubs of a
+library's exports and records, from its manifest: for a cdylib (``builtins`` for the shipped
+one), or a module re-exporting a library (``asyncffi.demo``, whose stubs are
+``asyncffi/demo.pyi``: only the names the module has, with its docstring). To stdout, or to
+``FILE.pyi``; with ``--check``, exits 1 if ``FILE.pyi`` differs, changing nothing.
 
 ``python -m asyncffi header PATH_TO_CDYLIB [-o FILE.h] [--check]``: the C header of a library
 written with asyncffi's macros (``builtins`` for the shipped library), from its manifest (to
@@ -166,9 +169,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     demo_cmd = sub.add_parser("demo", help="await Rust futures from asyncio and show it")
     demo_cmd.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     demo_cmd.add_argument("--wake", choices=["threadsafe", "fd"], default="threadsafe")
-    stubs_cmd = sub.add_parser("stubs", help="print the .pyi stubs of a library's exports")
-    stubs_cmd.add_argument("library", help="the path of the cdylib, or 'builtins'")
-    stubs_cmd.add_argument("--doc", default="", help="the stub module's docstring")
+    stubs_cmd = sub.add_parser("stubs", help="write the .pyi stubs of a library's exports")
+    stubs_cmd.add_argument(
+        "library", help="the path of the cdylib, 'builtins', or a module with a `library`"
+    )
+    stubs_cmd.add_argument("-o", "--output", help="the .pyi file to write (default: stdout)")
+    stubs_cmd.add_argument(
+        "--check", action="store_true", help="exit 1 if OUTPUT differs; write nothing"
+    )
+    stubs_cmd.add_argument("--doc", default=None, help="the stub module's docstring")
     stubs_cmd.add_argument(
         "--exclude", default="", help="comma-separated name prefixes to leave out"
     )
@@ -183,12 +192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _header(args.library, args.output, args.check)
 
     if args.command == "stubs":
-        from ._loader import library_path
-        from ._stubs import library_stubs
-
-        path = library_path() if args.library == "builtins" else args.library
-        sys.stdout.write(library_stubs(path, args.doc, args.exclude))
-        return 0
+        return _stubs(args.library, args.output, args.check, args.doc, args.exclude)
 
     asyncffi.configure(wake=args.wake)
     factory = _loop_factory(args.loop)
@@ -201,9 +205,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def _header(library: str, output: Optional[str], check: bool) -> int:
-    import difflib
+def _stubs(
+    library: str, output: Optional[str], check: bool, doc: Optional[str], exclude: str
+) -> int:
+    from asyncffi._stubs import library_stubs, target
 
+    try:
+        path, module_doc, only = target(library)
+        text = library_stubs(path, module_doc if doc is None else doc, exclude, only)
+    except (ImportError, ValueError) as e:
+        print(f"python -m asyncffi stubs: {e}", file=sys.stderr)
+        return 1
+    return _emit("stubs", library, text, output, check)
+
+
+def _header(library: str, output: Optional[str], check: bool) -> int:
     from asyncffi import _header
     from asyncffi._loader import library_path
 
@@ -212,9 +228,17 @@ def _header(library: str, output: Optional[str], check: bool) -> int:
     except ImportError as e:
         print(f"python -m asyncffi header: {e}", file=sys.stderr)
         return 1
+    return _emit("header", library, text, output, check)
+
+
+def _emit(command: str, library: str, text: str, output: Optional[str], check: bool) -> int:
+    """Writes ``text`` to ``output`` (stdout if None; only if it changed), or with ``check``
+    compares: 0 if it matches, else a diff and 1."""
+    import difflib
+
     if output is None:
         if check:
-            print("python -m asyncffi header: --check needs -o FILE", file=sys.stderr)
+            print(f"python -m asyncffi {command}: --check needs -o FILE", file=sys.stderr)
             return 2
         sys.stdout.write(text)
         return 0
@@ -232,7 +256,7 @@ def _header(library: str, output: Optional[str], check: bool) -> int:
                 current.splitlines(True), text.splitlines(True), output, "generated", n=1
             )
         )
-        print(f"{output} is stale: run `python -m asyncffi header {library} -o {output}`")
+        print(f"{output} is stale: run `python -m asyncffi {command} {library} -o {output}`")
         return 1
     if current != text:
         with open(output, "w", encoding="utf-8") as f:
