@@ -160,3 +160,41 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<Tokens> {
         };
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(input: DeriveInput) -> String {
+        derive(input)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn shape_changing_serde_attributes_and_generics_are_refused() {
+        let renamed: DeriveInput = syn::parse_quote! {
+            struct A { #[serde(rename = "b")] a: u8 }
+        };
+        assert!(refusal(renamed).contains("`#[serde(rename)]`"));
+        let tagged: DeriveInput = syn::parse_quote! {
+            #[serde(tag = "type")]
+            enum E { A, B }
+        };
+        assert!(refusal(tagged).contains("`#[serde(tag)]`"));
+        let generic: DeriveInput = syn::parse_quote! { struct G<T> { t: T } };
+        assert!(refusal(generic).contains("no generic types"));
+        let tuple: DeriveInput = syn::parse_quote! { struct T(u8); };
+        assert!(refusal(tuple).contains("named fields"));
+    }
+
+    #[test]
+    fn shape_keeping_serde_attributes_are_accepted() {
+        let ok: DeriveInput = syn::parse_quote! {
+            #[serde(deny_unknown_fields, bound = "")]
+            struct A { #[serde(default, alias = "b")] a: u8 }
+        };
+        assert!(derive(ok).is_ok());
+    }
+}
