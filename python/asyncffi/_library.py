@@ -326,7 +326,7 @@ def load(
         library = Library(name or _name_of(real), real, native, functions, declared)
         if manifest is not None:
             library.exports, library.manifest_functions = _manifest.build(manifest, library)
-            library.types = _stubs.types(manifest, library.name)
+            library.types = _stubs.types(manifest)
         with state.lock:
             if state.runtime_config is not None:
                 check(native.affi_configure(*state.runtime_config), native)

@@ -183,8 +183,9 @@ def stubs(
     return "\n".join(out) + "\n"
 
 
-def types(manifest: Dict[str, Any], module: str) -> Dict[str, Any]:
-    """The run-time types of the manifest's records (see ``_records.runtime_types``); none if
+def types(manifest: Dict[str, Any], module: Optional[str] = None) -> Dict[str, Any]:
+    """The run-time types of the manifest's records (see ``_records.runtime_types``), their
+    ``__module__`` ``module`` if given (a module that re-exports them sets its own); none if
     two records clash (the stubs refuse them)."""
     records = _records.by_name(manifest)
     try:

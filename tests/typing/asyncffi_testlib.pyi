@@ -4,23 +4,12 @@ cdylib and re-exports what its manifest lists, with stubs (``asyncffi_testlib.py
 from the same manifest (``python -m asyncffi stubs asyncffi_testlib``; ``build_ffi.py --check``
 fails when they drift). ``ASYNCFFI_TESTLIB`` names the cdylib (default: the release build)."""
 
-from typing import (
-    Any,
-    AsyncIterable,
-    Callable,
-    Dict,
-    Iterable,
-    List,
-    Literal,
-    Optional,
-    Tuple,
-    TypedDict,
-    Union,
-)
+from typing import Any, AsyncIterable, Callable, Dict, Iterable, List, Literal, Optional, Tuple, TypedDict, Union
 
 from asyncffi import Library, RustCall, RustObject, RustStream
 
 library: Library
+
 
 class Event(TypedDict):
     """An event, as serde makes it (its stubs are a `TypedDict`: `asyncffi::Record`)."""
@@ -29,6 +18,7 @@ class Event(TypedDict):
     id: int
     name: str
     tags: List[str]
+
 
 class Point(TypedDict):
     """A struct, as serde makes it: a dict by field name."""
@@ -39,15 +29,18 @@ class Point(TypedDict):
     tags: List[str]
     note: Optional[str]
 
+
 class ShapeCircle(TypedDict):
     """A newtype variant."""
 
     Circle: float
 
+
 class ShapeSegment(TypedDict):
     """A tuple variant."""
 
     Segment: Tuple[int, int]
+
 
 class ShapeRectFields(TypedDict):
     #: Width.
@@ -55,13 +48,16 @@ class ShapeRectFields(TypedDict):
     #: Height.
     h: int
 
+
 class ShapeRect(TypedDict):
     """A struct variant."""
 
     Rect: ShapeRectFields
 
+
 #: An enum, as serde makes it: a unit variant is its name, the others `{variant: data}`.
 Shape = Union[Literal["Empty"], ShapeCircle, ShapeSegment, ShapeRect]
+
 
 class Notebook(RustObject):
     """A bounded list of notes."""
@@ -85,257 +81,336 @@ class Notebook(RustObject):
     def notes(self) -> List[str]:
         """The notes, in order."""
 
+
 def above(scores: Dict[str, float], floor: float) -> int:
     """Counts the values of `scores` above `floor`."""
+
 
 def by_tag(events: List[Event]) -> RustCall[Dict[str, List[int]]]:
     """The ids of `events` by tag (a list of records as a parameter)."""
 
+
 def call_with(f: Callable[..., Any], *args: Any) -> RustCall[Tuple[int, Any]]:
     """`f(*args)`, then how many arguments there were and the result."""
+
 
 def count_notes(book: Notebook) -> RustCall[int]:
     """How many notes `book` holds (an object passed to a function)."""
 
+
 def divide(a: int, b: int) -> int:
     """`a / b`, a RustError of kind "math" when `b` is 0."""
+
 
 def event(id: int, tags: List[str]) -> RustCall[Event]:
     """The event `id`, tagged with `tags`."""
 
-def first_items(
-    items: Union[AsyncIterable[Any], Iterable[Any]], n: int, *, prefetch: Optional[int] = None
-) -> RustCall[List[Any]]:
+
+def first_items(items: Union[AsyncIterable[Any], Iterable[Any]], n: int, *, prefetch: Optional[int] = None) -> RustCall[List[Any]]:
     """The first `n` items of `items`, `n` at least 1 (a ValueError below)."""
+
 
 def fresh_notebook() -> Notebook:
     """A fresh notebook (an object returned by a function)."""
 
+
 def greet(name: str, times: Optional[int] = None) -> RustCall[str]:
     """A greeting, `times` times (once by default)."""
+
 
 def lookup(key: str) -> RustCall[int]:
     """Looks `key` up; a RustError of kind "missing" if absent."""
 
+
 def maybe_notebook(make: bool) -> Optional[Notebook]:
     """A notebook if `make`, else None (sync)."""
 
+
 def maybe_notebook_later(make: bool) -> RustCall[Optional[Notebook]]:
     """A notebook if `make`, else None (async)."""
+
 
 def mix(small: int, port: int, count: int, big: int, label: str) -> RustCall[str]:
     """Mixes ints of several widths with a label.
 
     Returns `"<label>:<sum>"`."""
 
+
 def notebook_later(capacity: int) -> RustCall[Notebook]:
     """A notebook of `capacity`, made by an async function."""
+
 
 def notebooks(n: int, *, buffer: Optional[int] = None) -> RustStream[Notebook]:
     """`n` notebooks, of capacities `1..=n`, from a stream."""
 
+
 def repeat(value: Any, *, times: int = 2, buffer: Optional[int] = None) -> RustStream[Any]:
     """`value` `times` times, as a stream."""
+
 
 def root(x: float) -> RustCall[float]:
     """The square root of `x`: a ValueError for a negative `x` (found once the call runs)."""
 
+
 def rt_alias(id: int) -> int:
     """Returns `id` (an alias of u64, passed as one C scalar)."""
+
 
 def rt_alias_later(id: int) -> RustCall[int]:
     """Returns `id` (async; an alias of u64, passed as one C scalar)."""
 
+
 def rt_bool(x: bool) -> bool:
     """Returns `x` (sync)."""
+
 
 def rt_bool_later(x: bool) -> RustCall[bool]:
     """Returns `x` (async)."""
 
+
 def rt_btreemap(x: Dict[str, List[int]]) -> Dict[str, List[int]]:
     """Returns `x` (sync)."""
+
 
 def rt_btreemap_later(x: Dict[str, List[int]]) -> RustCall[Dict[str, List[int]]]:
     """Returns `x` (async)."""
 
+
 def rt_bytes(x: bytes) -> bytes:
     """Returns `x` (sync)."""
+
 
 def rt_bytes_later(x: bytes) -> RustCall[bytes]:
     """Returns `x` (async)."""
 
+
 def rt_f32(x: float) -> float:
     """Returns `x` (sync)."""
+
 
 def rt_f32_later(x: float) -> RustCall[float]:
     """Returns `x` (async)."""
 
+
 def rt_f64(x: float) -> float:
     """Returns `x` (sync)."""
+
 
 def rt_f64_later(x: float) -> RustCall[float]:
     """Returns `x` (async)."""
 
+
 def rt_hashmap(x: Dict[str, int]) -> Dict[str, int]:
     """Returns `x` (sync)."""
+
 
 def rt_hashmap_later(x: Dict[str, int]) -> RustCall[Dict[str, int]]:
     """Returns `x` (async)."""
 
+
 def rt_i16(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_i16_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_i32(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_i32_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_i64(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_i64_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_i8(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_i8_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_isize(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_isize_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_object(x: Notebook) -> Notebook:
     """Returns `x` (sync)."""
+
 
 def rt_object_later(x: Notebook) -> RustCall[Notebook]:
     """Returns `x` (async)."""
 
+
 def rt_opt_i64(x: Optional[int] = None) -> Optional[int]:
     """Returns `x` (sync)."""
+
 
 def rt_opt_i64_later(x: Optional[int] = None) -> RustCall[Optional[int]]:
     """Returns `x` (async)."""
 
+
 def rt_opt_str(x: Optional[str] = None) -> Optional[str]:
     """Returns `x` (sync)."""
+
 
 def rt_opt_str_later(x: Optional[str] = None) -> RustCall[Optional[str]]:
     """Returns `x` (async)."""
 
+
 def rt_point(x: Point) -> Point:
     """Returns `x` (sync)."""
+
 
 def rt_point_later(x: Point) -> RustCall[Point]:
     """Returns `x` (async)."""
 
+
 def rt_shape(x: Shape) -> Shape:
     """Returns `x` (sync)."""
+
 
 def rt_shape_later(x: Shape) -> RustCall[Shape]:
     """Returns `x` (async)."""
 
+
 def rt_str(x: str) -> str:
     """Returns `x` (sync)."""
+
 
 def rt_str_later(x: str) -> RustCall[str]:
     """Returns `x` (async)."""
 
+
 def rt_tuple(x: Tuple[int, str, bool]) -> Tuple[int, str, bool]:
     """Returns `x` (sync)."""
+
 
 def rt_tuple_later(x: Tuple[int, str, bool]) -> RustCall[Tuple[int, str, bool]]:
     """Returns `x` (async)."""
 
+
 def rt_u16(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_u16_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_u32(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_u32_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_u64(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_u64_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_u8(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_u8_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_unit(x: None) -> None:
     """Returns `x` (sync)."""
+
 
 def rt_unit_later(x: None) -> RustCall[None]:
     """Returns `x` (async)."""
 
+
 def rt_usize(x: int) -> int:
     """Returns `x` (sync)."""
+
 
 def rt_usize_later(x: int) -> RustCall[int]:
     """Returns `x` (async)."""
 
+
 def rt_value(x: Any) -> Any:
     """Returns `x` (sync)."""
+
 
 def rt_value_later(x: Any) -> RustCall[Any]:
     """Returns `x` (async)."""
 
+
 def rt_vec_i8(x: List[int]) -> List[int]:
     """Returns `x` (sync)."""
+
 
 def rt_vec_i8_later(x: List[int]) -> RustCall[List[int]]:
     """Returns `x` (async)."""
 
+
 def rt_vec_opt_f64(x: List[Optional[float]]) -> List[Optional[float]]:
     """Returns `x` (sync)."""
+
 
 def rt_vec_opt_f64_later(x: List[Optional[float]]) -> RustCall[List[Optional[float]]]:
     """Returns `x` (async)."""
 
+
 def rt_vec_str(x: List[str]) -> List[str]:
     """Returns `x` (sync)."""
+
 
 def rt_vec_str_later(x: List[str]) -> RustCall[List[str]]:
     """Returns `x` (async)."""
 
+
 def rt_vec_u64(x: List[int]) -> List[int]:
     """Returns `x` (sync)."""
+
 
 def rt_vec_u64_later(x: List[int]) -> RustCall[List[int]]:
     """Returns `x` (async)."""
 
+
 def steps(start: int, step: int, n: int, *, buffer: Optional[int] = None) -> RustStream[int]:
     """The numbers `start, start + step, ...`, `n` of them."""
+
 
 def sum_calls(f: Callable[..., Any], n: int) -> RustCall[int]:
     """Calls `f` with each of `0..n` and sums the int results."""
 
-def sum_items(
-    items: Union[AsyncIterable[Any], Iterable[Any]], *, prefetch: Optional[int] = None
-) -> RustCall[int]:
+
+def sum_items(items: Union[AsyncIterable[Any], Iterable[Any]], *, prefetch: Optional[int] = None) -> RustCall[int]:
     """Sums the ints `items` yields."""
+
 
 def where_run(delay: float, *, label: str = "x", runtime: str = "tokio") -> RustCall[str]:
     """Waits `delay` on the caller's runtime, then returns its name and `label`."""
 
+
 def words(text: str) -> List[str]:
     """The words of `text`, in order (a sync function)."""
+
 
 __all__ = [
     "Event",
