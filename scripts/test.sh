@@ -304,11 +304,13 @@ step "the Redis example (examples/redis): its wheel (release), cargo test, its s
 # clippy here: on a clean target it costs about 100 s more (its checks share nothing with the
 # build); run it by hand. Its stubs (examples/redis/python/asyncffi_redis/_exports.pyi) are
 # checked against the built library by its tests, and typed by `mypy` above.
+# The example has its own leak check and runs on asyncio: the root pytest.ini's plugin settings
+# (every loop, every counter) are the core suite's, not the example's.
 redis_example_suite() {
     local status=0
     python -m pip install --quiet --force-reinstall --no-deps "$WORK"/dist-redis/asyncffi_redis-*.whl \
-        && python -m pytest -q -p no:cacheprovider examples/redis/tests 2>&1 \
-        | tee "$WORK/redis.log" || status=$?
+        && python -m pytest -q -p no:cacheprovider -o asyncffi_leaks=false -o asyncffi_loops= \
+            examples/redis/tests 2>&1 | tee "$WORK/redis.log" || status=$?
     [ "$status" -eq 5 ] && echo "pytest collected no test of the Redis example: failing" >&2
     if [ "$status" -eq 1 ] && rerun_failed python "$WORK/redis.log" "$WORK/redis.flaky"; then
         echo "flaky, passed on a rerun: $(cat "$WORK/redis.flaky")"

@@ -1,10 +1,10 @@
-"""Shared fixtures: every async test runs on asyncio and uvloop (where uvloop installs);
-``runtime`` and ``wake`` parametrize over the Rust runtimes and the wake strategies; after every
-test the live counters must return to zero (nothing leaked on the Rust side).
+"""Shared fixtures: ``runtime`` and ``wake`` parametrize over the Rust runtimes and the wake
+strategies.
 
-The loops are chosen through pytest-asyncio: its ``pytest_asyncio_loop_factories`` hook (1.5+,
-Python 3.10+), or on the older release that Python 3.9 and PyPy 3.9 get, a parametrized
-``event_loop_policy`` fixture.
+The package's own pytest plugin (``asyncffi.pytest_plugin``, turned on in ``pytest.ini``) runs
+every async test on asyncio and uvloop (where uvloop installs) and fails every test that leaves
+live Rust work behind; its helpers (``run_python``, ``wait_until_idle``, the loop factories) are
+re-exported here for the test modules.
 
 Tests that use only asyncffi's awaitables, sleeps, task groups and cancel scopes are written
 against anyio and decorated with ``@every_backend``: they run on asyncio, uvloop and trio (a
@@ -15,31 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import inspect
 import os
 import pathlib
 import subprocess
-import sys
-import textwrap
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Dict, Iterator, List, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Iterator, List, TypeVar
 
 import anyio
 import asyncffi
 import pytest
-import pytest_asyncio.plugin
 import trio
 from asyncffi import _runtime
+from asyncffi import pytest_plugin as plugin
+from asyncffi.pytest_plugin import assert_clean_exit as assert_clean_exit
+from asyncffi.pytest_plugin import loop_factories
+from asyncffi.pytest_plugin import run_clean as run_clean
 
-try:
-    import uvloop
-except ImportError:  # PyPy or Windows: asyncio only
-    uvloop = None
+#: The package plugin's own tests run pytest on example test files (`pytester`).
+pytest_plugins = ("pytester",)
 
-LOOPS: Dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
-if uvloop is not None:
-    LOOPS["uvloop"] = uvloop.new_event_loop
+LOOPS: Dict[str, Callable[[], asyncio.AbstractEventLoop]] = loop_factories()
 
 #: Where ``@every_backend`` tests run: the asyncio loops, then trio.
 BACKENDS = [*LOOPS, "trio"]
@@ -51,31 +47,6 @@ TESTLIB_HEADER = ROOT / "rust" / "include" / "asyncffi_testlib.h"
 WAKES = ["threadsafe", "fd"]
 #: Every live counter the Rust side reports (all must return to zero).
 LIVE = tuple(name for name in asyncffi.stats() if name.startswith("live_"))
-
-
-if hasattr(pytest_asyncio.plugin, "PytestAsyncioSpecs"):  # pytest-asyncio 1.5+
-
-    def pytest_asyncio_loop_factories(
-        config: Any, item: Any
-    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-        return LOOPS
-
-else:  # pytest-asyncio 1.2 (Python 3.9): the hook is unknown there and would be refused
-    POLICIES: Dict[str, Callable[[], asyncio.AbstractEventLoopPolicy]] = {
-        "asyncio": asyncio.DefaultEventLoopPolicy
-    }
-    if uvloop is not None:
-        POLICIES["uvloop"] = uvloop.EventLoopPolicy
-
-    def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-        """Runs each async test once per loop kind, as the hook does on newer releases."""
-        if inspect.iscoroutinefunction(metafunc.function):
-            metafunc.parametrize("event_loop_policy", list(POLICIES), indirect=True)
-
-    @pytest.fixture(scope="session")
-    def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
-        """The policy pytest-asyncio creates the test's loop with (asyncio's for sync tests)."""
-        return POLICIES[getattr(request, "param", "asyncio")]()
 
 
 @pytest.fixture(params=RUNTIMES)
@@ -95,19 +66,15 @@ def wake(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def live_counters() -> Dict[str, int]:
+    """Every live counter, summed over the loaded libraries."""
     s = asyncffi.stats()
     return {k: s[k] for k in LIVE}
 
 
 def wait_until_idle(timeout: float = 5.0) -> Dict[str, int]:
-    """Waits for the live counters to fall to zero; returns their last reading."""
-    deadline = time.monotonic() + timeout
-    while True:
-        gc.collect()
-        live = live_counters()
-        if not any(live.values()) or time.monotonic() > deadline:
-            return live
-        time.sleep(0.01)
+    """Waits for the live counters to fall to zero; returns their last reading (summed)."""
+    plugin.wait_until_idle(timeout)
+    return live_counters()
 
 
 async def wait_for_stat(name: str, target: int, timeout: float = 5.0) -> int:
@@ -201,24 +168,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    """After the test (and its event loop) is torn down, nothing is left alive in Rust."""
-    before = wait_until_idle()
-    assert not any(before.values()), f"a previous test leaked: {before}"
-    yield
-    after = wait_until_idle()
-    assert not any(after.values()), f"live counters did not return to zero: {after}"
-
-
 def run_python(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Runs ``code`` in a fresh interpreter; returns the finished process."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return plugin.run_python(code, timeout=timeout)
 
 
 def find_testlib() -> str:

@@ -12,6 +12,7 @@ import asyncffi
 import pytest
 import trio
 from asyncffi import _port, demo
+from asyncffi.pytest_plugin import assert_clean_exit
 from conftest import run_python, sleep, task, wait_for_stat
 
 
@@ -202,9 +203,8 @@ def test_exit_from_trio_with_work_in_flight_prints_nothing(wake: str, ending: st
     if ending.startswith("signal") and sys.platform == "win32":
         pytest.skip("signal.raise_signal(SIGINT) is not delivered as KeyboardInterrupt there")
     proc = run_python(EXIT_SCRIPT.format(wake=wake, ending=ending))
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout == "100\n"
-    assert proc.stderr == ""
 
 
 INTERRUPTING_CALLABLE_SCRIPT = """
@@ -247,6 +247,5 @@ print({{k: v for k, v in asyncffi.stats().items() if k.startswith("live_") and v
 @pytest.mark.parametrize("fn", ["plain", "coroutine"])
 def test_a_keyboard_interrupt_from_a_callable_ends_the_run_as_ctrl_c_would(fn: str) -> None:
     proc = run_python(INTERRUPTING_CALLABLE_SCRIPT.format(fn=fn))
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout == "KeyboardInterrupt\n{}\n"
-    assert proc.stderr == ""

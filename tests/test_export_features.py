@@ -10,12 +10,14 @@ import inspect
 import math
 import subprocess
 import sys
+import typing
 from typing import Any, AsyncIterable, Iterable, Optional, Union
 
 import asyncffi
 import pytest
 from asyncffi import demo
 from asyncffi._stubs import library_stubs
+from asyncffi.pytest_plugin import assert_clean_exit
 
 KW = inspect.Parameter.KEYWORD_ONLY
 
@@ -143,25 +145,9 @@ def test_the_stubs_command_prints_them(testlib: asyncffi.Library) -> None:
         text=True,
         check=False,
     )
-    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert_clean_exit(done)
     assert "def divide(" in done.stdout
     assert "def mix(" not in done.stdout and "def words(" not in done.stdout
-
-
-def test_stubs_for_a_module_outside_asyncffi_import_from_it(testlib: asyncffi.Library) -> None:
-    inside = library_stubs(testlib.path)
-    assert "from ._call import RustCall\n" in inside
-    outside = library_stubs(testlib.path, module="mypackage._exports")
-    assert "from asyncffi import Library, RustCall, RustObject, RustStream\n" in outside
-    assert "from ._" not in outside
-    assert outside.replace(
-        "from asyncffi import Library, RustCall, RustObject, RustStream\n", ""
-    ) == inside.replace(
-        "from ._call import RustCall\nfrom ._library import Library\n"
-        "from ._object import RustObject\nfrom ._stream import RustStream\n",
-        "",
-    )
-    assert library_stubs(testlib.path, module="asyncffi.demo") == inside
 
 
 def test_the_stubs_command_writes_and_checks_a_file(
@@ -171,16 +157,15 @@ def test_the_stubs_command_writes_and_checks_a_file(
 
     def stubs(*extra: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "asyncffi", "stubs", testlib.path]
-        command += ["--module", "mypackage._exports", "-o", str(pyi), *extra]
+        command += ["-o", str(pyi), *extra]
         return subprocess.run(command, capture_output=True, text=True, check=False)
 
     done = stubs("--check")  # no file yet: stale
     assert done.returncode == 1 and not pyi.exists()
     assert "is stale: run `python -m asyncffi stubs" in done.stdout
-    assert "--module mypackage._exports" in done.stdout
     done = stubs()
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
-    assert pyi.read_text() == library_stubs(testlib.path, module="mypackage._exports")
+    assert pyi.read_text() == library_stubs(testlib.path)
     done = stubs("--check")
     assert done.returncode == 0 and "matches the manifest" in done.stdout
     pyi.write_text(pyi.read_text().replace("def divide(", "def split("))
@@ -194,3 +179,60 @@ def test_the_stubs_command_writes_and_checks_a_file(
         check=False,
     )
     assert bare.returncode == 2 and "--check needs -o FILE" in bare.stderr
+
+def test_records_are_typed_dicts_and_unions_in_stubs_and_at_run_time(
+    testlib: asyncffi.Library,
+) -> None:
+    text = library_stubs(testlib.path)
+    compile(text, "testlib.pyi", "exec")
+    assert "class Event(TypedDict):\n" in text
+    assert "    #: Its number.\n    id: int\n    name: str\n    tags: List[str]\n" in text
+    assert "    note: Optional[str]\n" in text  # Point's Option<String>
+    assert 'Shape = Union[Literal["Empty"], ShapeCircle, ShapeSegment, ShapeRect]' in text
+    assert "class ShapeRect(TypedDict):" in text and "    Rect: ShapeRectFields" in text
+    assert "    Segment: Tuple[int, int]" in text
+    # A serde parameter named by its Rust type resolves the records in it.
+    assert "def by_tag(events: List[Event]) -> RustCall[Dict[str, List[int]]]:" in text
+    assert "def event(id: int, tags: List[str]) -> RustCall[Event]:" in text
+    assert "def rt_shape(x: Shape) -> Shape:" in text
+
+    event = testlib.types["Event"]
+    assert typing.get_type_hints(event) == {"id": int, "name": str, "tags": typing.List[str]}
+    assert event.__required_keys__ == {"id", "name", "tags"}
+    assert testlib.Event is event
+    shape = typing.get_args(testlib.types["Shape"])
+    assert shape[0] == typing.Literal["Empty"]
+    rect = testlib.types["ShapeRect"]
+    assert typing.get_type_hints(rect) == {"Rect": testlib.types["ShapeRectFields"]}
+
+
+async def test_a_list_of_records_crosses_by_serde(testlib: asyncffi.Library) -> None:
+    events = [{"id": 1, "name": "a", "tags": ["x", "y"]}, {"id": 2, "name": "b", "tags": ["x"]}]
+    assert await testlib.by_tag(events) == {"x": [1, 2], "y": [1]}
+    assert testlib.rt_shape({"Segment": [3, -4]}) == {"Segment": [3, -4]}
+
+
+def test_the_manifest_describes_records_field_by_field(testlib: asyncffi.Library) -> None:
+    from asyncffi import _manifest
+    from asyncffi._loader import open_native
+
+    manifest = _manifest.read(open_native(testlib.path), testlib.path)
+    assert manifest is not None
+    records = {r["name"]: r for r in manifest["records"]}
+    assert sorted(records) == ["Event", "Point", "Shape"]
+    assert records["Event"]["kind"] == "struct"
+    assert records["Event"]["rust"].endswith("::Event")
+    assert [(f["name"], f["type"]["type"]) for f in records["Event"]["fields"]] == [
+        ("id", "int"),
+        ("name", "str"),
+        ("tags", "list"),
+    ]
+    variants = {v["name"]: v for v in records["Shape"]["variants"]}
+    assert [v["kind"] for v in records["Shape"]["variants"]] == [
+        "unit",
+        "newtype",
+        "tuple",
+        "struct",
+    ]
+    assert variants["Circle"]["type"] == {"type": "float", "rust": "f64"}
+    assert [f["name"] for f in variants["Rect"]["fields"]] == ["w", "h"]

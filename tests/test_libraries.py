@@ -19,6 +19,7 @@ import pytest
 from asyncffi import demo
 from asyncffi._loader import ABI_VERSION, abi, ffi
 from asyncffi._runtime import runtime_id
+from asyncffi.pytest_plugin import assert_clean_exit
 from conftest import LOOPS, TESTLIB_HEADER, find_testlib, run_python, wait_for_stat
 
 ERR_VALUE = abi.AFFI_STATUS_ERR_VALUE
@@ -363,9 +364,8 @@ def test_exit_with_both_libraries_busy(loop: str, rt: str) -> None:
         path=find_testlib(), header=str(TESTLIB_HEADER), runtime=rt, loop=loop
     )
     proc = run_python(code, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout.split() == ["exiting", "True"]
-    assert proc.stderr == ""
 
 
 SHUTDOWN_SCRIPT = """
@@ -431,6 +431,5 @@ asyncio.run(main())
 def test_shutting_one_library_down_leaves_the_other_running(rt: str) -> None:
     code = SHUTDOWN_SCRIPT.format(path=find_testlib(), header=str(TESTLIB_HEADER), runtime=rt)
     proc = run_python(code, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout.split() == ["ok"]
-    assert proc.stderr == ""

@@ -11,6 +11,7 @@ import threading
 import asyncffi
 import pytest
 from asyncffi import demo
+from asyncffi.pytest_plugin import assert_clean_exit
 from conftest import LOOPS, run_python, wait_until_idle
 
 
@@ -242,9 +243,8 @@ def test_exit_with_asyncffis_own_tasks_on_an_unclosed_loop_prints_nothing(
     code = OWN_TASKS_SCRIPT.format(loop_module=loop_module, runner=runner, then=then)
     for _ in range(4):  # the daemon-thread case used to print in about 2 runs in 3
         proc = run_python(code)
-        assert proc.returncode == 0, proc.stderr
+        assert_clean_exit(proc)
         assert proc.stdout == "done\n"
-        assert proc.stderr == ""
 
 
 @pytest.mark.skipif("uvloop" not in LOOPS, reason="uvloop is not installed")
@@ -384,9 +384,8 @@ def test_calls_after_shutdown_fail_at_once_with_a_closed_error() -> None:
                 print(type(e).__name__, e)
         """
     )
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout == ("ShutDownError asyncffi has shut down: the interpreter is exiting\n" * 4)
-    assert proc.stderr == ""
     assert issubclass(asyncffi.ShutDownError, asyncffi.ClosedError)
 
 
@@ -488,9 +487,8 @@ def test_a_call_in_an_atexit_handler_that_runs_after_the_exit_hook_fails_at_once
         """,
         timeout=30,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout == ("ShutDownError asyncffi has shut down: the interpreter is exiting\n" * 3)
-    assert proc.stderr == ""
 
 
 def test_a_forked_child_gets_a_clear_error_and_the_parent_carries_on() -> None:
@@ -543,6 +541,5 @@ def test_caught_panics_are_not_printed() -> None:
             print(e)
         """
     )
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout == "quiet please\n"
-    assert proc.stderr == ""

@@ -59,6 +59,7 @@ POINT = st.fixed_dictionaries(
 SHAPE = (
     st.just("Empty")
     | st.builds(lambda r: {"Circle": r}, F64)
+    | st.builds(lambda a, b: {"Segment": [a, b]}, ints("i32"), ints("i32"))
     | st.builds(lambda w, h: {"Rect": {"w": w, "h": h}}, ints("u32"), ints("u32"))
 )
 

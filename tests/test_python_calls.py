@@ -20,6 +20,7 @@ import pytest
 from asyncffi import demo
 from asyncffi._runtime import runtime_id
 from asyncffi._values import packb
+from asyncffi.pytest_plugin import assert_clean_exit
 from conftest import LOOPS, every_backend, run_python, sleep, task, wait_for_stat
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
@@ -442,7 +443,7 @@ def test_gather_memory_stays_bounded_for_a_large_n(runtime: str) -> None:
     # (2M Rust values of 32 bytes, then a Python list of 2M Nones: ~80 MB) as the only growth.
     n = 2_000_000
     proc = run_python(GATHER_MEMORY_SCRIPT.format(n=n, runtime=runtime), timeout=240)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert_clean_exit(proc)
     growth_mib, elapsed = map(float, proc.stdout.split())
     assert growth_mib < 200, f"peak RSS grew by {growth_mib:.0f} MiB for {n} calls"
     assert elapsed < 120, f"{n} calls took {elapsed:.0f} s"
@@ -495,6 +496,5 @@ def test_closing_the_loop_after_cancelling_a_call_into_python_prints_nothing(
         print({{k: v for k, v in asyncffi.stats().items() if k.startswith("live_") and v}})
         """
     )
-    assert proc.returncode == 0, proc.stderr
+    assert_clean_exit(proc)
     assert proc.stdout == "{}\n"
-    assert proc.stderr == ""

@@ -16,6 +16,7 @@ import anyio
 import asyncffi
 import pytest
 from asyncffi import demo
+from asyncffi.pytest_plugin import assert_clean_exit
 from conftest import (
     LOOPS,
     every_backend,
@@ -707,6 +708,5 @@ def test_a_loop_closed_or_left_while_rust_reads_python_generators_prints_nothing
     code = CLOSE_WHILE_READING_SCRIPT.format(loop_module=loop_name, ending=ending)
     for _ in range(3):
         proc = run_python(code)
-        assert proc.returncode == 0, proc.stderr
+        assert_clean_exit(proc)
         assert proc.stdout == "{}\n"
-        assert proc.stderr == ""

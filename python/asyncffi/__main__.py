@@ -2,10 +2,11 @@
 
 Options: ``--loop uvloop`` runs the demo on uvloop, ``--wake fd`` uses the eventfd wake.
 
-``python -m asyncffi stubs <cdylib> [--module NAME] [-o FILE.pyi] [--check]``: the ``.pyi``
-stubs of a library's exports, from its manifest (``builtins`` for the shipped library, whose
-stubs are ``asyncffi/demo.pyi``), for the module ``NAME`` (to stdout, or to ``FILE.pyi``; with
-``--check``, exits 1 if ``FILE.pyi`` differs from them, changing nothing).
+``python -m asyncffi stubs PATH_OR_MODULE [-o FILE.pyi] [--check]``: the ``.pyi`` stubs of a
+library's exports and records, from its manifest: for a cdylib (``builtins`` for the shipped
+one), or a module re-exporting a library (``asyncffi.demo``, whose stubs are
+``asyncffi/demo.pyi``: only the names the module has, with its docstring). To stdout, or to
+``FILE.pyi``; with ``--check``, exits 1 if ``FILE.pyi`` differs, changing nothing.
 
 ``python -m asyncffi header PATH_TO_CDYLIB [-o FILE.h] [--check]``: the C header of a library
 written with asyncffi's macros (``builtins`` for the shipped library), from its manifest (to
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
 import sys
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
@@ -169,21 +169,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     demo_cmd = sub.add_parser("demo", help="await Rust futures from asyncio and show it")
     demo_cmd.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     demo_cmd.add_argument("--wake", choices=["threadsafe", "fd"], default="threadsafe")
-    stubs_cmd = sub.add_parser("stubs", help="print the .pyi stubs of a library's exports")
-    stubs_cmd.add_argument("library", help="the path of the cdylib, or 'builtins'")
-    stubs_cmd.add_argument("--doc", default="", help="the stub module's docstring")
+    stubs_cmd = sub.add_parser("stubs", help="write the .pyi stubs of a library's exports")
     stubs_cmd.add_argument(
-        "--exclude", default="", help="comma-separated name prefixes to leave out"
-    )
-    stubs_cmd.add_argument(
-        "--module",
-        default="",
-        help="the module the stubs are for, e.g. mypackage._exports: outside the asyncffi "
-        "package, they import its names from asyncffi (default: a module of asyncffi)",
+        "library", help="the path of the cdylib, 'builtins', or a module with a `library`"
     )
     stubs_cmd.add_argument("-o", "--output", help="the .pyi file to write (default: stdout)")
     stubs_cmd.add_argument(
         "--check", action="store_true", help="exit 1 if OUTPUT differs; write nothing"
+    )
+    stubs_cmd.add_argument("--doc", default=None, help="the stub module's docstring")
+    stubs_cmd.add_argument(
+        "--exclude", default="", help="comma-separated name prefixes to leave out"
     )
     header_cmd = sub.add_parser("header", help="write the C header of a library's manifest")
     header_cmd.add_argument("library", help="the path of the cdylib, or 'builtins'")
@@ -196,7 +192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _header(args.library, args.output, args.check)
 
     if args.command == "stubs":
-        return _stubs(args)
+        return _stubs(args.library, args.output, args.check, args.doc, args.exclude)
 
     asyncffi.configure(wake=args.wake)
     factory = _loop_factory(args.loop)
@@ -209,6 +205,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
+def _stubs(
+    library: str, output: Optional[str], check: bool, doc: Optional[str], exclude: str
+) -> int:
+    from asyncffi._stubs import library_stubs, target
+
+    try:
+        path, module_doc, only = target(library)
+        text = library_stubs(path, module_doc if doc is None else doc, exclude, only)
+    except (ImportError, ValueError) as e:
+        print(f"python -m asyncffi stubs: {e}", file=sys.stderr)
+        return 1
+    return _emit("stubs", library, text, output, check)
+
+
 def _header(library: str, output: Optional[str], check: bool) -> int:
     from asyncffi import _header
     from asyncffi._loader import library_path
@@ -218,34 +228,12 @@ def _header(library: str, output: Optional[str], check: bool) -> int:
     except ImportError as e:
         print(f"python -m asyncffi header: {e}", file=sys.stderr)
         return 1
-    return _emit("header", text, output, check, f"header {library} -o {output}", library)
+    return _emit("header", library, text, output, check)
 
 
-def _stubs(args: argparse.Namespace) -> int:
-    from ._loader import library_path
-    from ._stubs import library_stubs
-
-    path = library_path() if args.library == "builtins" else args.library
-    try:
-        text = library_stubs(path, args.doc, args.exclude, args.module)
-    except ImportError as e:
-        print(f"python -m asyncffi stubs: {e}", file=sys.stderr)
-        return 1
-    again = " ".join(
-        shlex.quote(a)
-        for a in ["stubs", args.library, "-o", str(args.output)]
-        + (["--module", args.module] if args.module else [])
-        + (["--exclude", args.exclude] if args.exclude else [])
-        + (["--doc", args.doc] if args.doc else [])
-    )
-    return _emit("stubs", text, args.output, args.check, again, args.library)
-
-
-def _emit(
-    command: str, text: str, output: Optional[str], check: bool, again: str, library: str
-) -> int:
-    """Writes ``text`` to ``output`` (stdout if ``None``) if it differs; with ``check``,
-    writes nothing and exits 1 (printing the diff) if it differs."""
+def _emit(command: str, library: str, text: str, output: Optional[str], check: bool) -> int:
+    """Writes ``text`` to ``output`` (stdout if None; only if it changed), or with ``check``
+    compares: 0 if it matches, else a diff and 1."""
     import difflib
 
     if output is None:
@@ -268,7 +256,7 @@ def _emit(
                 current.splitlines(True), text.splitlines(True), output, "generated", n=1
             )
         )
-        print(f"{output} is stale: run `python -m asyncffi {again}`")
+        print(f"{output} is stale: run `python -m asyncffi {command} {library} -o {output}`")
         return 1
     if current != text:
         with open(output, "w", encoding="utf-8") as f:

@@ -38,7 +38,7 @@ from typing import (
     Union,
 )
 
-from . import _manifest
+from . import _manifest, _stubs
 from ._call import PyCallableArg, RustCall, RustCallWithCallables
 from ._errors import ShutDownError, check, last_error, status_error
 from ._ffi import ffi as _builtin_ffi
@@ -86,18 +86,23 @@ class Library(Ports):
         self.exports: Dict[str, Any] = {}
         #: The cffi handle on the symbols the manifest lists (``None`` without a manifest).
         self.manifest_functions: Any = None
+        #: The types of the records the manifest describes (``#[derive(asyncffi::Record)]``),
+        #: by name: ``TypedDict`` classes for structs, ``Union`` aliases for enums (the names
+        #: the library's stubs declare).
+        self.types: Dict[str, Any] = {}
 
     # --- the exports of the manifest, as attributes --------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names that are not attributes of the Library itself.
-        exports = self.__dict__.get("exports")
-        if exports is not None and name in exports:
-            return exports[name]
+        for table in ("exports", "types"):
+            exports = self.__dict__.get(table)
+            if exports is not None and name in exports:
+                return exports[name]
         raise AttributeError(f"the library {self.__dict__.get('name')} exports no {name!r}")
 
     def __dir__(self) -> List[str]:
-        return sorted(set(super().__dir__()) | set(self.exports))
+        return sorted(set(super().__dir__()) | set(self.exports) | set(self.types))
 
     # --- making awaitables -----------------------------------------------------------------
 
@@ -321,6 +326,7 @@ def load(
         library = Library(name or _name_of(real), real, native, functions, declared)
         if manifest is not None:
             library.exports, library.manifest_functions = _manifest.build(manifest, library)
+            library.types = _stubs.types(manifest)
         with state.lock:
             if state.runtime_config is not None:
                 check(native.affi_configure(*state.runtime_config), native)

@@ -47,6 +47,11 @@ extern "C" {
 // sync: above(scores: dict[str, float] [buffer], floor: float) -> int (u32)
 int32_t asyncffi_testlib_above(const uint8_t *scores_data, size_t scores_len, double floor, AffiCompletion *out);
 
+// The ids of `events` by tag (a list of records as a parameter).
+//
+// async on tokio: by_tag(events: Vec<Event> (serde) [buffer]) -> dict[str, list[int (u64)]]
+int64_t asyncffi_testlib_by_tag(uint64_t port, uint64_t token, const uint8_t *events_data, size_t events_len);
+
 // `f(*args)`, then how many arguments there were and the result.
 //
 // async on tokio: call_with(f: callable, args: args [buffer]) -> tuple[int (u32), any], or a RustError

@@ -18,7 +18,7 @@ SOURCE = pathlib.Path(__file__).resolve().parent.parent / "python" / "asyncffi_r
 def stubs_check(pyi: pathlib.Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "asyncffi", "stubs", _exports.library.path,
-         "--module", "asyncffi_redis._exports", "-o", str(pyi), "--check"],
+         "-o", str(pyi), "--check"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,11 +13,12 @@ mod export;
 mod main_fn;
 mod object;
 mod options;
+mod record;
 mod types;
 
 use proc_macro::TokenStream;
 use quote::quote;
-use syn::{ItemFn, ItemImpl};
+use syn::{DeriveInput, ItemFn, ItemImpl};
 
 use export::Export;
 use object::object_shims;
@@ -81,4 +82,15 @@ pub fn constructor(_attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn skip(_attr: TokenStream, item: TokenStream) -> TokenStream {
     item
+}
+
+/// Describes a serde struct (named fields) or enum field by field in the library's manifest,
+/// so its stubs are a `TypedDict` or a union of its variants (`python -m asyncffi stubs`), and
+/// Python gets the same types at run time. It adds no conversion: the type crosses by serde as
+/// before. Refused with a compile error: generic types, and serde attributes that change the
+/// data Python sees (`rename`, `tag`, `untagged`, `flatten`, `skip`, `with`, ...).
+#[proc_macro_derive(Record)]
+pub fn record(item: TokenStream) -> TokenStream {
+    let result = syn::parse::<DeriveInput>(item).and_then(record::derive);
+    result.unwrap_or_else(|e| e.to_compile_error()).into()
 }

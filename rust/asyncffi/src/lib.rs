@@ -118,7 +118,7 @@ pub use macro_support as __private;
 
 #[cfg(feature = "python")]
 pub use asyncffi_macros::main;
-pub use asyncffi_macros::{constructor, export, object, skip};
+pub use asyncffi_macros::{constructor, export, object, skip, Record};
 pub use boundary::{guard, guard_status, AffiStatus, Failure};
 pub use callable::{PyCall, PyCallable, PythonError};
 pub use convert::{Args, BuiltinError, FromPython, IntoError, IntoPython};

@@ -16,7 +16,10 @@ use std::task::{Context, Poll};
 
 pub use linkme;
 
-pub use crate::manifest::{Function, Kind, Object, Param, Role, FUNCTIONS, OBJECTS};
+pub use crate::manifest::{
+    Field, Function, Kind, Object, Param, Record, RecordShape, Role, Variant, VariantData,
+    FUNCTIONS, OBJECTS, RECORDS,
+};
 
 use crate::boundary::{catching, guard_status, panic_message, AffiStatus, Failure};
 use crate::codec;
@@ -248,6 +251,61 @@ impl<T: serde::Serialize> RetBySerde for Ret<T> {
         crate::serde_value::to_value(&self.take())
     }
 
+    fn desc(&self) -> TypeDesc {
+        TypeDesc::Serde(std::any::type_name::<T>())
+    }
+}
+
+// === Record fields ===
+
+/// The type of a record's field, for dispatch: described by [`FromPython`], else by
+/// [`IntoPython`], else by its name (a serde type).
+pub struct Describe<T>(PhantomData<fn() -> T>);
+
+impl<T> Describe<T> {
+    /// A dispatcher for `T`.
+    pub const fn new() -> Self {
+        Describe(PhantomData)
+    }
+}
+
+impl<T> Default for Describe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Fields of types implementing [`FromPython`].
+pub trait DescribeFrom {
+    /// The field's manifest type.
+    fn desc(&self) -> TypeDesc;
+}
+
+impl<T: FromPython> DescribeFrom for &&Describe<T> {
+    fn desc(&self) -> TypeDesc {
+        T::TYPE
+    }
+}
+
+/// Fields of types implementing [`IntoPython`] only.
+pub trait DescribeInto {
+    /// The field's manifest type.
+    fn desc(&self) -> TypeDesc;
+}
+
+impl<T: IntoPython> DescribeInto for &Describe<T> {
+    fn desc(&self) -> TypeDesc {
+        T::TYPE
+    }
+}
+
+/// Any other field: a serde type, by name.
+pub trait DescribeSerde {
+    /// The field's manifest type.
+    fn desc(&self) -> TypeDesc;
+}
+
+impl<T> DescribeSerde for Describe<T> {
     fn desc(&self) -> TypeDesc {
         TypeDesc::Serde(std::any::type_name::<T>())
     }

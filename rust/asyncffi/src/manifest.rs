@@ -10,6 +10,7 @@
 //! ```text
 //! {"format": "asyncffi-manifest", "version": 1, "abi": <affi_abi_version()>,
 //!  "functions": [<function>...],            free functions, sorted by name
+//!  "records": [<record>...],                serde types described field by field
 //!  "objects": [{"name": str, "rust": str, "crate": str, "doc": str,
 //!               "methods": [<function>...]}...]}   sorted by name; methods by name
 //!                                   (an object in a completion names its type by its
@@ -57,8 +58,23 @@
 //!        | {"type": "dict", "value": <type>}          keys are str
 //!        | {"type": "tuple", "items": [<type>...]}
 //!        | {"type": "object", "name": str}
-//!        | {"type": "serde", "rust": str}             a serde type: dicts for structs
+//!        | {"type": "serde", "rust": str}             a serde type: dicts for structs; "rust"
+//!                                                    is its type name with each path cut to
+//!                                                    its last segment (`Vec<Event>`)
+//! <record> = {"name": str,          the Rust type's name (as a "serde" type names it)
+//!   "rust": str, "crate": str, "doc": str,
+//!   "kind": "struct", "fields": [<field>...]        a dict by field name
+//!   | "kind": "enum", "variants": [{"name": str, "doc": str,
+//!        "kind": "unit"                             the variant's name, a str
+//!        | "kind": "newtype", "type": <type>        {name: value}
+//!        | "kind": "tuple", "items": [<type>...]    {name: [values...]}
+//!        | "kind": "struct", "fields": [<field>...] {name: {field: value...}}}...]}
+//! <field> = {"name": str, "type": <type>, "doc": str}
 //! ```
+//!
+//! `"records"` (the serde types that derive `asyncffi::Record`, sorted by name) came after the
+//! first readers of version 1: a reader finds it absent in older libraries, and older readers
+//! ignore it, so the version stays 1.
 //!
 //! C shapes, by kind (`self` is the object handle of a method, before the parameters):
 //! - async: `int64_t symbol(uint64_t port, uint64_t token, [uint64_t self,] params...)`: a task
@@ -159,6 +175,64 @@ pub struct Object {
     pub type_id: fn() -> TypeId,
 }
 
+/// One field of a record (a struct, or a struct variant of an enum).
+pub struct Field {
+    /// Its name, as serde writes it.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: fn() -> TypeDesc,
+    /// Its doc comment.
+    pub doc: &'static str,
+}
+
+/// What one variant of a record enum holds.
+pub enum VariantData {
+    /// Nothing: the variant is its name.
+    Unit,
+    /// One value: `{name: value}`.
+    Newtype(fn() -> TypeDesc),
+    /// Several values: `{name: [values...]}`.
+    Tuple(&'static [fn() -> TypeDesc]),
+    /// Named fields: `{name: {field: value...}}`.
+    Struct(&'static [Field]),
+}
+
+/// One variant of a record enum.
+pub struct Variant {
+    /// Its name, as serde writes it.
+    pub name: &'static str,
+    /// What it holds.
+    pub data: VariantData,
+    /// Its doc comment.
+    pub doc: &'static str,
+}
+
+/// The shape of a record.
+pub enum RecordShape {
+    /// A struct with named fields: a dict by field name.
+    Struct(&'static [Field]),
+    /// An enum: one of its variants.
+    Enum(&'static [Variant]),
+}
+
+/// A serde type described field by field (`#[derive(asyncffi::Record)]`), for typed stubs.
+pub struct Record {
+    /// The type's name (the last segment of its path).
+    pub name: &'static str,
+    /// The Rust type's full name.
+    pub rust: fn() -> &'static str,
+    /// The defining crate.
+    pub krate: &'static str,
+    /// Its doc comment.
+    pub doc: &'static str,
+    /// Its fields or variants.
+    pub shape: RecordShape,
+}
+
+/// Every record type of the library.
+#[linkme::distributed_slice]
+pub static RECORDS: [Record];
+
 /// Every exported function and method of the library.
 #[linkme::distributed_slice]
 pub static FUNCTIONS: [Function];
@@ -170,7 +244,7 @@ pub static OBJECTS: [Object];
 /// The manifest as JSON, rendered once.
 pub fn json() -> &'static str {
     static RENDERED: OnceLock<String> = OnceLock::new();
-    RENDERED.get_or_init(|| render(&FUNCTIONS, &OBJECTS))
+    RENDERED.get_or_init(|| render(&FUNCTIONS, &OBJECTS, &RECORDS))
 }
 
 /// The objects in manifest order (by name).
@@ -196,7 +270,7 @@ pub fn object_index(id: TypeId) -> usize {
     index.get(&id).copied().unwrap_or(0)
 }
 
-fn render(functions: &[Function], objects: &[Object]) -> String {
+fn render(functions: &[Function], objects: &[Object], records: &[Record]) -> String {
     let mut out = String::with_capacity(1024);
     let _ = write!(
         out,
@@ -206,6 +280,10 @@ fn render(functions: &[Function], objects: &[Object]) -> String {
     let mut free: Vec<&Function> = functions.iter().filter(|f| f.object.is_none()).collect();
     free.sort_by_key(|f| f.name);
     join(&mut out, &free, |out, f| function(out, f));
+    out.push_str("],\"records\":[");
+    let mut records: Vec<&Record> = records.iter().collect();
+    records.sort_by_key(|r| r.name);
+    join(&mut out, &records, |out, r| record(out, r));
     out.push_str("],\"objects\":[");
     let objects = sorted_objects(objects);
     join(&mut out, &objects, |out, o| {
@@ -287,6 +365,65 @@ fn function(out: &mut String, f: &Function) {
     let _ = write!(out, ",\"fallible\":{},\"doc\":", f.fallible);
     string(out, f.doc);
     out.push('}');
+}
+
+fn record(out: &mut String, r: &Record) {
+    out.push_str("{\"name\":");
+    string(out, r.name);
+    out.push_str(",\"rust\":");
+    string(out, (r.rust)());
+    out.push_str(",\"crate\":");
+    string(out, r.krate);
+    out.push_str(",\"doc\":");
+    string(out, r.doc);
+    match &r.shape {
+        RecordShape::Struct(fields) => {
+            out.push_str(",\"kind\":\"struct\",\"fields\":");
+            field_list(out, fields);
+        }
+        RecordShape::Enum(variants) => {
+            out.push_str(",\"kind\":\"enum\",\"variants\":[");
+            join(out, variants, |out, v| {
+                out.push_str("{\"name\":");
+                string(out, v.name);
+                out.push_str(",\"doc\":");
+                string(out, v.doc);
+                match &v.data {
+                    VariantData::Unit => out.push_str(",\"kind\":\"unit\""),
+                    VariantData::Newtype(ty) => {
+                        out.push_str(",\"kind\":\"newtype\",\"type\":");
+                        type_desc(out, &ty());
+                    }
+                    VariantData::Tuple(items) => {
+                        out.push_str(",\"kind\":\"tuple\",\"items\":[");
+                        join(out, items, |out, ty| type_desc(out, &ty()));
+                        out.push(']');
+                    }
+                    VariantData::Struct(fields) => {
+                        out.push_str(",\"kind\":\"struct\",\"fields\":");
+                        field_list(out, fields);
+                    }
+                }
+                out.push('}');
+            });
+            out.push(']');
+        }
+    }
+    out.push('}');
+}
+
+fn field_list(out: &mut String, fields: &[Field]) {
+    out.push('[');
+    join(out, fields, |out, f| {
+        out.push_str("{\"name\":");
+        string(out, f.name);
+        out.push_str(",\"type\":");
+        type_desc(out, &(f.ty)());
+        out.push_str(",\"doc\":");
+        string(out, f.doc);
+        out.push('}');
+    });
+    out.push(']');
 }
 
 fn type_desc(out: &mut String, t: &TypeDesc) {

@@ -57,9 +57,10 @@ async fn lookup(key: String) -> Result<u64, TestError> {
     }
 }
 
-/// An event, as serde makes it.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// An event, as serde makes it (its stubs are a `TypedDict`: `asyncffi::Record`).
+#[derive(serde::Serialize, serde::Deserialize, asyncffi::Record)]
 struct Event {
+    /// Its number.
     id: u64,
     name: String,
     tags: Vec<String>,
@@ -73,6 +74,18 @@ async fn event(id: u64, tags: Vec<String>) -> Event {
         name: format!("event-{id}"),
         tags,
     }
+}
+
+/// The ids of `events` by tag (a list of records as a parameter).
+#[asyncffi::export]
+async fn by_tag(events: Vec<Event>) -> BTreeMap<String, Vec<u64>> {
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for event in events {
+        for tag in event.tags {
+            out.entry(tag).or_default().push(event.id);
+        }
+    }
+    out
 }
 
 /// Counts the values of `scores` above `floor`.

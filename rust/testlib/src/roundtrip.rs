@@ -10,7 +10,7 @@ use asyncffi::Value;
 use crate::exported::Notebook;
 
 /// A struct, as serde makes it: a dict by field name.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, asyncffi::Record)]
 pub struct Point {
     x: i32,
     y: f64,
@@ -20,12 +20,14 @@ pub struct Point {
 }
 
 /// An enum, as serde makes it: a unit variant is its name, the others `{variant: data}`.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, asyncffi::Record)]
 pub enum Shape {
     /// A unit variant.
     Empty,
     /// A newtype variant.
     Circle(f64),
+    /// A tuple variant.
+    Segment(i32, i32),
     /// A struct variant.
     Rect {
         /// Width.
