@@ -21,6 +21,8 @@ from ._library import Library as Library
 from ._library import libraries as libraries
 from ._library import load as load
 from ._library import load_packaged as load_packaged
+from ._logbridge import LogBridge as LogBridge
+from ._logbridge import refresh_log_levels as refresh_log_levels
 from ._object import RustObject as RustObject
 from ._pystream import PyStreamArg as PyStreamArg
 from ._runtime import configure as configure
@@ -33,6 +35,7 @@ __all__ = [
     "ClosedError",
     "Error",
     "Library",
+    "LogBridge",
     "PyCallableArg",
     "PyStreamArg",
     "RustCall",
@@ -48,5 +51,6 @@ __all__ = [
     "load",
     "load_packaged",
     "program",
+    "refresh_log_levels",
     "stats",
 ]

@@ -43,6 +43,7 @@ from ._call import PyCallableArg, RustCall, RustCallWithCallables
 from ._errors import ShutDownError, check, last_error, status_error
 from ._ffi import ffi as _builtin_ffi
 from ._loader import ABI_VERSION, ffi, open_native
+from ._logbridge import LogBridge, register
 from ._object import RustObject
 from ._port import Ports
 from ._pystream import PyStreamArg
@@ -90,6 +91,9 @@ class Library(Ports):
         #: by name: ``TypedDict`` classes for structs, ``Union`` aliases for enums (the names
         #: the library's stubs declare).
         self.types: Dict[str, Any] = {}
+        #: Where the library's Rust ``log``/``tracing`` records enter Python's ``logging``.
+        self.logging = LogBridge(name, native)
+        register(self.logging)
 
     # --- the exports of the manifest, as attributes --------------------------------------------
 
@@ -231,6 +235,7 @@ class Library(Ports):
             if loop is not None and pending:
                 waiting.append((loop, pending))
         self.lib.affi_shutdown(max(0, int(timeout * 1000)))
+        self.logging.flush()
         for loop, pending in waiting:
             _fail_on(loop, pending, error)
 
@@ -241,6 +246,8 @@ class Library(Ports):
         self.forget_ports(at_exit=at_exit)
         if not forked:  # a forked child's Rust state belongs to threads that do not exist here
             self.lib.affi_shutdown(SHUTDOWN_TIMEOUT_MS)
+            # After the runtimes stopped (nothing logs any more), before logging.shutdown.
+            self.logging.close()
 
     def __repr__(self) -> str:
         return f"<asyncffi.Library {self.name} from {self.path}>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging  # noqa: F401  (imported before the exit hook: logging.shutdown runs after it)
 import os
 import threading
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple

@@ -129,6 +129,18 @@ typedef struct {
   int64_t wakes;
 } AffiStats;
 
+// The log bridge's counters (see `logging`).
+typedef struct {
+  // Records queued for Python since the library loaded.
+  uint64_t crossed;
+  // Records dropped because the queue was full (or the bridge closed).
+  uint64_t dropped;
+  // Records queued now.
+  uint64_t queued;
+  // How many records the queue holds before it drops.
+  uint64_t capacity;
+} AffiLogStats;
+
 // The ABI version (`ABI_VERSION`).
 uint32_t affi_abi_version(void);
 
@@ -286,3 +298,39 @@ const uint8_t *affi_manifest(uintptr_t *len);
 // for every non-NULL `data` a sync call returned). Returns `AFFI_STATUS_ERR_VALUE` for an
 // address no sync result is held at (freed already, or never a sync result).
 int32_t affi_result_free(const uint8_t *data);
+
+// Makes the log bridge this library's `log` logger (and tracing subscriber, if the library is
+// built with asyncffi's feature `tracing`). Returns a bit set: 1 if `log`'s records reach the
+// bridge, 2 if tracing's do (0: the library installed loggers of its own first).
+int32_t affi_log_install(void);
+
+// Sets the levels records must reach to cross: `data[..len]` is a MessagePack list
+// `[floor, {logger name: level, ...}]` (see `crate::logging::set_levels`; `""` is the root
+// logger).
+//
+// # Safety
+// `data` must point to `len` readable bytes.
+int32_t affi_log_levels(const uint8_t *data, uintptr_t len);
+
+// Waits up to `timeout_ms` for records (the GIL released: cffi does). Returns how many are
+// queued (0 on timeout), or `AFFI_STATUS_ERR_CLOSED` once the bridge is closed and empty.
+int64_t affi_log_wait(uint32_t timeout_ms);
+
+// Takes up to `max` queued records as one MessagePack buffer of `*len` bytes (see
+// `crate::logging::encode`), NULL with `*len == 0` if none is queued. The buffer stays valid
+// until the next `affi_log_drain` of this library: drain from one thread at a time.
+//
+// # Safety
+// `len` must point to a writable `size_t`.
+const uint8_t *affi_log_drain(uintptr_t max, uintptr_t *len);
+
+// Closes the log bridge: a waiting `affi_log_wait` returns; later records are dropped and
+// counted. What is queued can still be drained.
+int32_t affi_log_close(void);
+
+// Sets how many records the log queue holds before it drops (0 keeps the current capacity)
+// and writes the bridge's counters into `out` (if not NULL).
+//
+// # Safety
+// `out` must be NULL or point to a writable `AffiLogStats`.
+int32_t affi_log_stats(uint64_t capacity, AffiLogStats *out);

@@ -9,7 +9,8 @@
 /// The version of this C ABI. Python refuses a library whose version it does not know.
 /// Version 4: ids carry the tag of the library that issued them (see `handle_table`).
 /// Version 5: the runtimes' names and flavours come from `affi_runtimes`, not the header.
-pub const ABI_VERSION: u32 = 5;
+/// Version 6: the log bridge (`affi_log_*`).
+pub const ABI_VERSION: u32 = 6;
 
 /// Counters for tests and monitoring; see `stats.rs` for what each one counts.
 #[repr(C)]
@@ -41,6 +42,20 @@ pub struct AffiStats {
     pub panicked: i64,
     /// Wake-ups sent to Python.
     pub wakes: i64,
+}
+
+/// The log bridge's counters (see `logging`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AffiLogStats {
+    /// Records queued for Python since the library loaded.
+    pub crossed: u64,
+    /// Records dropped because the queue was full (or the bridge closed).
+    pub dropped: u64,
+    /// Records queued now.
+    pub queued: u64,
+    /// How many records the queue holds before it drops.
+    pub capacity: u64,
 }
 
 /// Failure codes returned (negated into `i32`/`i64`) by C ABI functions.

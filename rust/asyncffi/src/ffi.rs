@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-pub use crate::abi::{AffiStats, ABI_VERSION};
+pub use crate::abi::{AffiLogStats, AffiStats, ABI_VERSION};
 use crate::args;
 use crate::boundary::{guard, guard_status, last_error, AffiStatus, Failure};
 use crate::callable::{self, PythonError};
@@ -417,4 +417,126 @@ pub unsafe extern "C" fn affi_manifest(len: *mut usize) -> *const u8 {
 #[no_mangle]
 pub extern "C" fn affi_result_free(data: *const u8) -> i32 {
     guard_status(|| crate::sync_result::free(data))
+}
+
+// --- the log bridge (see `crate::logging`) --------------------------------------------------
+
+/// Makes the log bridge this library's `log` logger (and tracing subscriber, if the library is
+/// built with asyncffi's feature `tracing`). Returns a bit set: 1 if `log`'s records reach the
+/// bridge, 2 if tracing's do (0: the library installed loggers of its own first).
+#[no_mangle]
+pub extern "C" fn affi_log_install() -> i32 {
+    guard(|| Ok(i64::from(crate::logging::install()))) as i32
+}
+
+/// Sets the levels records must reach to cross: `data[..len]` is a MessagePack list
+/// `[floor, {logger name: level, ...}]` (see `crate::logging::set_levels`; `""` is the root
+/// logger).
+///
+/// # Safety
+/// `data` must point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn affi_log_levels(data: *const u8, len: usize) -> i32 {
+    guard_status(|| {
+        if data.is_null() {
+            return Err(Failure::new(AffiStatus::ErrValue, "levels buffer is NULL"));
+        }
+        // SAFETY: the caller guarantees `len` readable bytes at `data`.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        let bad = || {
+            Failure::new(
+                AffiStatus::ErrValue,
+                "levels must be [floor, {name: level}]",
+            )
+        };
+        let value =
+            codec::decode(bytes).map_err(|e| Failure::new(AffiStatus::ErrValue, e.to_string()))?;
+        let Value::List(items) = value else {
+            return Err(bad());
+        };
+        let [Value::Int(floor), Value::Dict(entries)] = items.as_slice() else {
+            return Err(bad());
+        };
+        let level = |n: i64| n.clamp(0, i64::from(u8::MAX)) as u8;
+        let mut explicit = std::collections::HashMap::with_capacity(entries.len());
+        for (name, value) in entries {
+            let Value::Int(n) = value else {
+                return Err(bad());
+            };
+            explicit.insert(name.clone(), level(*n));
+        }
+        crate::logging::set_levels(explicit, level(*floor));
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` for records (the GIL released: cffi does). Returns how many are
+/// queued (0 on timeout), or `AFFI_STATUS_ERR_CLOSED` once the bridge is closed and empty.
+#[no_mangle]
+pub extern "C" fn affi_log_wait(timeout_ms: u32) -> i64 {
+    guard(|| {
+        crate::logging::wait(Duration::from_millis(u64::from(timeout_ms)))
+            .map(|n| n as i64)
+            .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the log bridge is closed"))
+    })
+}
+
+/// Takes up to `max` queued records as one MessagePack buffer of `*len` bytes (see
+/// `crate::logging::encode`), NULL with `*len == 0` if none is queued. The buffer stays valid
+/// until the next `affi_log_drain` of this library: drain from one thread at a time.
+///
+/// # Safety
+/// `len` must point to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn affi_log_drain(max: usize, len: *mut usize) -> *const u8 {
+    let (ptr, n) = crate::boundary::catching(|| {
+        let records = crate::logging::take(max);
+        if records.is_empty() {
+            (std::ptr::null(), 0)
+        } else {
+            crate::logging::hold_drained(crate::logging::encode(records))
+        }
+    })
+    .unwrap_or((std::ptr::null(), 0));
+    if !len.is_null() {
+        // SAFETY: checked non-null; the caller guarantees it is writable.
+        unsafe { len.write(n) };
+    }
+    ptr
+}
+
+/// Closes the log bridge: a waiting `affi_log_wait` returns; later records are dropped and
+/// counted. What is queued can still be drained.
+#[no_mangle]
+pub extern "C" fn affi_log_close() -> i32 {
+    guard_status(|| {
+        crate::logging::close();
+        Ok(())
+    })
+}
+
+/// Sets how many records the log queue holds before it drops (0 keeps the current capacity)
+/// and writes the bridge's counters into `out` (if not NULL).
+///
+/// # Safety
+/// `out` must be NULL or point to a writable `AffiLogStats`.
+#[no_mangle]
+pub unsafe extern "C" fn affi_log_stats(capacity: u64, out: *mut AffiLogStats) -> i32 {
+    guard_status(|| {
+        if capacity > 0 {
+            crate::logging::set_capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
+        }
+        if !out.is_null() {
+            let (crossed, dropped, queued, capacity) = crate::logging::counters();
+            let now = AffiLogStats {
+                crossed,
+                dropped,
+                queued: queued as u64,
+                capacity: capacity as u64,
+            };
+            // SAFETY: checked non-null; the caller guarantees it is a writable AffiLogStats.
+            unsafe { out.write(now) };
+        }
+        Ok(())
+    })
 }

@@ -23,6 +23,7 @@
 //!   Python objects they reach by import path.
 //! - `testing` (feature `testing`): a `harness = false` test harness running async tests
 //!   with Python.
+//! - [`logging`]: `log` (and `tracing`, feature `tracing`) records in Python's `logging`.
 //! - [`manifest`]: what a library exports, as JSON (`affi_manifest`); `sync_result`: the
 //!   outcome of a sync export, handed back through an out-parameter.
 //!
@@ -91,6 +92,7 @@ pub mod convert;
 pub mod ffi;
 pub mod handle_table;
 pub mod local;
+pub mod logging;
 #[doc(hidden)]
 pub mod macro_support;
 pub mod manifest;

@@ -22,6 +22,7 @@ use asyncffi::{
 pub use asyncffi::ffi::affi_abi_version;
 
 mod exported;
+mod logs;
 mod roundtrip;
 
 fn delay(seconds: f64) -> Result<Duration, Failure> {
