@@ -118,6 +118,26 @@ def greet(name: str, times: Optional[int] = None) -> RustCall[str]:
     """A greeting, `times` times (once by default)."""
 
 
+def log_burst(debug: int, warn: int) -> None:
+    """Logs `debug` records at DEBUG, then `warn` at WARN (the text `"burst <i>"`), on the calling
+    thread."""
+
+
+def log_later(n: int, *, runtime: str = "tokio") -> RustCall[None]:
+    """Logs `n` INFO records from a task on `runtime`, then returns."""
+
+
+def log_record(level: str, message: str, target: str) -> int:
+    """Logs one record through `log` at `level` ("error" ... "trace") with `message`, the target
+    `target` (the module's path if empty) and the key-values `user` and `attempt`; returns the
+    line it logged at."""
+
+
+def log_ticks(period: float, ticks: int, *, runtime: str = "tokio") -> RustCall[float]:
+    """Ticks every `period` for `ticks` ticks on `runtime`, logging a WARN record each tick, and
+    returns the largest lateness of a tick behind its schedule, in seconds."""
+
+
 def lookup(key: str) -> RustCall[int]:
     """Looks `key` up; a RustError of kind "missing" if absent."""
 
@@ -404,6 +424,10 @@ def sum_items(items: Union[AsyncIterable[Any], Iterable[Any]], *, prefetch: Opti
     """Sums the ints `items` yields."""
 
 
+def trace_event(message: str) -> int:
+    """Logs one `tracing` event at INFO with the fields `items` and `ok`; returns its line."""
+
+
 def where_run(delay: float, *, label: str = "x", runtime: str = "tokio") -> RustCall[str]:
     """Waits `delay` on the caller's runtime, then returns its name and `label`."""
 
@@ -430,6 +454,10 @@ __all__ = [
     "first_items",
     "fresh_notebook",
     "greet",
+    "log_burst",
+    "log_later",
+    "log_record",
+    "log_ticks",
     "lookup",
     "maybe_notebook",
     "maybe_notebook_later",
@@ -501,6 +529,7 @@ __all__ = [
     "steps",
     "sum_calls",
     "sum_items",
+    "trace_event",
     "where_run",
     "words",
 ]
