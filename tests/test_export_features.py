@@ -180,6 +180,7 @@ def test_the_stubs_command_writes_and_checks_a_file(
     )
     assert bare.returncode == 2 and "--check needs -o FILE" in bare.stderr
 
+
 def test_records_are_typed_dicts_and_unions_in_stubs_and_at_run_time(
     testlib: asyncffi.Library,
 ) -> None:
