@@ -107,10 +107,8 @@ def stubs(manifest: Dict[str, Any], doc: str = "", exclude: str = "") -> str:
         "from typing import Any, AsyncIterable, Callable, Dict, Iterable, List, Optional, Tuple,"
         " Union",
         "",
-        "from ._call import RustCall",
-        "from ._library import Library",
-        "from ._object import RustObject",
-        "from ._stream import RustStream",
+        # Absolute: the stubs of a package built on asyncffi sit outside it.
+        "from asyncffi import Library, RustCall, RustObject, RustStream",
         "",
         "library: Library",
     ]

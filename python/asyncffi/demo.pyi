@@ -25,10 +25,7 @@ iterator is closed (an async generator's ``finally`` blocks run)."""
 
 from typing import Any, AsyncIterable, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from ._call import RustCall
-from ._library import Library
-from ._object import RustObject
-from ._stream import RustStream
+from asyncffi import Library, RustCall, RustObject, RustStream
 
 library: Library
 
