@@ -134,6 +134,9 @@ step "Rust: fmt, clippy, tests (no Python involved)"
 # Both crates package for crates.io (metadata, include lists, the macros' exact version; the
 # core is checked against the macros packaged beside it). No verify build: it compiles every
 # dependency again in the dev profile (30 s of CPU); run without --no-verify by hand.
+# The Rust reference (every public item documented: #![deny(missing_docs)]) builds clean.
+(cd rust && RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p asyncffi -p asyncffi-macros \
+    --features asyncffi/testing)
 (cd rust && cargo publish --dry-run --no-verify --allow-dirty --quiet -p asyncffi-macros -p asyncffi)
 
 step "Python: ruff, mypy"
