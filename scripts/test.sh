@@ -131,6 +131,13 @@ step "Rust: fmt, clippy, tests (no Python involved)"
 # The core's feature testing (and python, which it implies): lints and unit tests, no Python.
 (cd rust && cargo clippy --release --all-targets --quiet --features asyncffi/testing -- -D warnings \
     && cargo test --release --quiet -p asyncffi --lib --features testing -- python:: testing::)
+# Both crates package for crates.io (metadata, include lists, the macros' exact version; the
+# core is checked against the macros packaged beside it). No verify build: it compiles every
+# dependency again in the dev profile (30 s of CPU); run without --no-verify by hand.
+# The Rust reference (every public item documented: #![deny(missing_docs)]) builds clean.
+(cd rust && RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p asyncffi -p asyncffi-macros \
+    --features asyncffi/testing)
+(cd rust && cargo publish --dry-run --no-verify --allow-dirty --quiet -p asyncffi-macros -p asyncffi)
 
 step "Python: ruff, mypy"
 ruff check python tests build_ffi.py
@@ -183,7 +190,7 @@ run_suite() {
     name=$(suite_name "$exe")
     rm -f "$WORK/$name.flaky"
     {
-        py=$(suite_venv "$exe") && "$py" -c "$ABOUT" >"$WORK/$name.about" && "$py" -m pytest -q -p no:cacheprovider -m "not stress and not interrupts" \
+        py=$(suite_venv "$exe") && "$py" -c "$ABOUT" >"$WORK/$name.about" && "$py" -m pytest -q -p no:cacheprovider -m "not stress and not interrupts and not scaffold" \
             --junitxml="$WORK/$name.xml" "$@"
     } >"$WORK/$name.log" 2>&1 || status=$?
     if [ "$status" -eq 1 ] && rerun_failed "$py" "$WORK/$name.log" "$WORK/$name.flaky"; then
@@ -294,6 +301,19 @@ stress() {
     return "$status"
 }
 with_stress_python stress || FAILED_STEPS+=("stress suite")
+
+step "the project python -m asyncffi new writes: built (sharing the target) and its tests run, on Python $STRESS_PYTHON"
+# Depends on this checkout's crate (--asyncffi-path); pip builds it with maturin as a user's
+# `pip install .` does. Shares CARGO_TARGET_DIR and starts from rust/Cargo.lock, so only the
+# core, the macros and the new crate compile.
+scaffold() {
+    local status=0
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m pytest -q \
+        -p no:cacheprovider -m scaffold tests/test_scaffold.py || status=$?
+    [ "$status" -eq 5 ] && echo "pytest collected no scaffold test: failing" >&2
+    return "$status"
+}
+with_stress_python scaffold || FAILED_STEPS+=("scaffold")
 
 step "the Redis example (examples/redis): its wheel (release), cargo test, its suite against redis-server on Python $STRESS_PYTHON"
 # Its tests start their own redis-server (Debian's package; .ci/run installs it) and fail,

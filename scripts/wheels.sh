@@ -211,7 +211,7 @@ if [[ " $WANTED " == *" x86_64 "* ]]; then
             tail -n 20 "$CACHE/demo-x86_64.log" >&2 || true
         fi
         if [ "$SUITE" = 1 ]; then
-            if "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not stress and not interrupts" \
+            if "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not stress and not interrupts and not scaffold" \
                 tests >"$CACHE/suite-x86_64.log" 2>&1; then
                 tested="$tested; suite: $(tail -n 1 "$CACHE/suite-x86_64.log" | tr -d '=' | xargs)"
             else

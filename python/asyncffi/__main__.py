@@ -12,12 +12,18 @@ one), or a module re-exporting a library (``asyncffi.demo``, whose stubs are
 written with asyncffi's macros (``builtins`` for the shipped library), from its manifest (to
 stdout, or to ``FILE.h``; with ``--check``, exits 1 if ``FILE.h`` differs from it, changing
 nothing).
+
+``python -m asyncffi new NAME [--path DIR] [--asyncffi-path CHECKOUT]``: a new project for a
+Rust author (a crate, ``pyproject.toml`` for maturin, a Python package with its stubs, a pytest
+file): ``pip install .`` then ``pytest`` in it pass as they are. The asyncffi crate comes from
+crates.io, or with ``--asyncffi-path`` from a checkout of asyncffi.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
@@ -187,7 +193,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     header_cmd.add_argument(
         "--check", action="store_true", help="exit 1 if OUTPUT differs; write nothing"
     )
+    new_cmd = sub.add_parser("new", help="create a project exporting a Rust crate with asyncffi")
+    new_cmd.add_argument("name", help="the project's name: the crate, distribution and package")
+    new_cmd.add_argument("--path", help="the directory to create (default: ./NAME)")
+    new_cmd.add_argument(
+        "--asyncffi-path",
+        metavar="CHECKOUT",
+        help="depend on the asyncffi crate of this checkout (default: crates.io's)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "new":
+        return _new(args.name, args.path, args.asyncffi_path)
     if args.command == "header":
         return _header(args.library, args.output, args.check)
 
@@ -202,6 +218,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         loop.close()
     print(f"\nloop closed; live counters: {_live_counters()}")
+    return 0
+
+
+def _new(name: str, path: Optional[str], asyncffi_path: Optional[str]) -> int:
+    from asyncffi import _scaffold
+
+    try:
+        directory = _scaffold.create(name, path, asyncffi_path)
+    except ValueError as e:
+        print(f"python -m asyncffi new: {e}", file=sys.stderr)
+        return 2
+    print(f"created {directory}, depending on the asyncffi crate as")
+    print(f"    {_scaffold.dependency_line(asyncffi_path)}")
+    where = os.path.relpath(directory)
+    print(f"next: cd {directory if where.startswith('..') else where}", end="")
+    print(" && pip install . pytest && pytest")
     return 0
 
 

@@ -138,6 +138,7 @@ def stubs(
         "",
         f"from typing import {typing_names}",
         "",
+        # Absolute: the stubs of a package built on asyncffi sit outside it.
         "from asyncffi import Library, RustCall, RustObject, RustStream",
         "",
         "library: Library",

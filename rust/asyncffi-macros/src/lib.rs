@@ -9,6 +9,8 @@
 //! by the type itself (the `asyncffi::FromPython` trait, or serde), so aliases work (they
 //! travel as buffers).
 
+#![deny(missing_docs)]
+
 mod export;
 mod main_fn;
 mod object;

@@ -12,7 +12,7 @@
 //!   polled on the event loop's thread.
 //! - [`value`] and [`codec`]: what crosses the boundary and how containers are encoded.
 //! - [`args`]: reading C arguments into values.
-//! - [`object`]: opaque Rust objects held by Python.
+//! - [`object`](mod@object): opaque Rust objects held by Python.
 //! - [`callable`] and [`pyref`]: Rust awaiting Python callables, and the Python objects Rust holds.
 //! - [`stream`] and [`pystream`]: Rust streams read by Python, Python iterators read by Rust.
 //! - [`ffi`]: the exported C functions every asyncffi cdylib carries.
@@ -80,7 +80,7 @@
 //! }
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod abi;
 pub mod args;
