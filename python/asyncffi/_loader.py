@@ -16,7 +16,7 @@ from ._ffi import ffi
 
 #: The C ABI version this package speaks. Version 4: ids carry the tag of their library.
 #: Version 5: the runtimes' names and flavours come from the library (``affi_runtimes``).
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 if TYPE_CHECKING:
     # The core ABI's typed view, generated from asyncffi.h by build_ffi.py.
