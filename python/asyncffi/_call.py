@@ -28,6 +28,7 @@ import warnings
 from asyncio import AbstractEventLoop, CancelledError, Future, _get_running_loop, get_running_loop
 from typing import TYPE_CHECKING, Any, Callable, Generator, List, Optional, Tuple, TypeVar
 
+from . import _blocking
 from ._errors import SHUT_DOWN, ClosedError, ShutDownError, status_error
 from ._port import Port, trio_host
 from ._pystream import PyStreamArg
@@ -215,6 +216,52 @@ class RustCall(Future[T]):
             return False
         self._cancel_rust()
         return _cancel_future(self, msg)
+
+    # --- from synchronous code ----------------------------------------------------------------
+
+    def wait(self, timeout: Optional[float] = None) -> T:
+        """Runs the call to completion from synchronous code and returns its value: the same
+        Rust future on the same runtime as ``await call``, with no event loop. The GIL is
+        released while Rust works, so other Python threads run. Call it from scripts, threads
+        and WSGI handlers; inside a coroutine, ``await`` the call instead.
+
+        Waiting a call again gives the same outcome; a call awaited on a loop cannot be waited.
+
+        :param timeout: seconds to wait at most; then the Rust task is cancelled.
+        :raises RuntimeError: an event loop runs in this thread (blocking would stall it); or
+            the call was awaited already.
+        :raises TypeError: the call lends Python callables or iterators to Rust, which need an
+            event loop to run.
+        :raises TimeoutError: ``timeout`` passed; the Rust future was dropped.
+        :raises KeyboardInterrupt: Ctrl-C while waiting (noticed within
+            ``asyncffi._blocking.SLICE`` seconds); the Rust future was dropped.
+        :raises RustError, RustPanic, ...: what awaiting the call raises.
+        """
+        stage = self._stage
+        if stage == _SPENT:
+            ok, value = self._outcome
+            if ok:
+                return value  # type: ignore[no-any-return]
+            raise value
+        name = self._library.python_name(self._fn)
+        if stage != _NEW:
+            raise RuntimeError(f"this call of {name} runs on an event loop: await it there")
+        _blocking.refuse_in_loop(f"{name}(...).wait()", f"await {name}(...)")
+        self._refuse_blocking(name)
+        args, self._args = self._args, ()
+        self._stage = _SPENT
+        try:
+            value = _blocking.call(self._library, self._fn, args, timeout)
+        except BaseException as exc:
+            # Waiting again raises it again; an interrupt is not raised twice.
+            kept = exc if isinstance(exc, Exception) else ClosedError("the call was interrupted")
+            self._outcome = (False, kept)
+            raise
+        self._outcome = (True, value)
+        return value  # type: ignore[no-any-return]
+
+    def _refuse_blocking(self, name: str) -> None:
+        """Raises if the call cannot run without an event loop."""
 
     # --- starting the call -------------------------------------------------------------------
 
@@ -470,6 +517,13 @@ class RustCallWithCallables(RustCall[T]):
 
     def _failed(self, port: Port) -> None:
         take_back(port, self._lent)
+
+    def _refuse_blocking(self, name: str) -> None:
+        raise TypeError(
+            f"{name}(...).wait(): the call passes Python callables or iterators to Rust, which "
+            f"need an event loop to run them; use `await {name}(...)` in a coroutine (e.g. "
+            "asyncio.run)"
+        )
 
 
 _GATHER = asyncio.tasks.gather.__code__

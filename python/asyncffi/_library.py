@@ -81,6 +81,8 @@ class Library(Ports):
         self.abi_version = ABI_VERSION
         self._cdef = cdef
         self._names: Dict[Any, str] = {}
+        #: The Python names of the functions the manifest exports, by C function.
+        self.python_names: Dict[Any, str] = {}
         #: The functions looked up by name so far.
         self._by_name: Dict[str, Callable[..., Any]] = {}
         #: The functions and object classes built from the library's manifest, by name.
@@ -195,6 +197,11 @@ class Library(Ports):
                             pass
             name = self._names.get(fn, "rust function")
         return name
+
+    def python_name(self, fn: Any) -> str:
+        """The Python name of one of the library's functions (``Store.push``), else its C
+        name."""
+        return self.python_names.get(fn) or self.function_name(fn)
 
     # --- state -----------------------------------------------------------------------------
 

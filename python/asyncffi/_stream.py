@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import collections
 from asyncio import AbstractEventLoop, CancelledError, Future
-from typing import TYPE_CHECKING, Any, Callable, Generic, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, List, Optional, Tuple, TypeVar
 
-from ._call import lend, take_back
+from . import _blocking
+from ._call import PyCallableArg, lend, take_back
 from ._closing import on_close
 from ._errors import SHUT_DOWN, ShutDownError, status_error
 from ._port import Port, running_loop
+from ._pystream import PyStreamArg
 from ._runtime import on_main_thread, state
 from ._values import u64
 
@@ -135,6 +137,30 @@ class RustStream(Generic[T]):
 
     def __aiter__(self) -> RustStream[T]:
         return self
+
+    def __iter__(self) -> Iterator[T]:
+        """Iterates the stream from synchronous code (``for item in stream``), with no event
+        loop: each step blocks until items arrive, with the GIL released (see ``_blocking``).
+        Leaving the loop (``break``, an exception, Ctrl-C) drops the Rust stream: at once on
+        CPython, when the iterator is collected; ``contextlib.closing(iter(stream))`` makes it
+        explicit anywhere. An error the stream ends with is raised by the step that reaches it.
+
+        :raises RuntimeError: an event loop runs in this thread (use ``async for``), or the
+            stream was iterated already.
+        :raises TypeError: the stream reads Python callables or iterators, which need a loop.
+        """
+        name = self._library.python_name(self._fn)
+        _blocking.refuse_in_loop(f"for item in {name}(...)", f"async for item in {name}(...)")
+        if self._state != _NEW:
+            raise RuntimeError(f"this stream of {name} was iterated already")
+        if any(type(arg) in (PyCallableArg, PyStreamArg) for arg in self._args):
+            raise TypeError(
+                f"for item in {name}(...): the stream reads Python callables or iterators, which "
+                f"need an event loop to run them; use `async for item in {name}(...)`"
+            )
+        self._state = _DONE
+        args, self._args = self._args, ()
+        return _blocking.stream(self._library, self._fn, args, self._buffer, self._grant_at)
 
     async def __anext__(self) -> T:
         inbox = self._inbox

@@ -77,6 +77,9 @@ typedef enum {
   AFFI_WAKE_THREADSAFE = 0,
   // The port writes to an eventfd that the loop watches.
   AFFI_WAKE_FD = 1,
+  // No event loop: a thread blocks in `affi_port_wait` until the queue has items (a
+  // blocking call from synchronous code).
+  AFFI_WAKE_WAIT = 2,
 } AffiWake;
 
 // One completion as Python reads it from the drain array.
@@ -169,6 +172,14 @@ int64_t affi_port_open(uint32_t wake);
 
 // The eventfd of an `fd` port, for the loop to watch. Owned by the port: do not close it.
 int32_t affi_port_fd(uint64_t port);
+
+// Blocks until `port` (opened with `AFFI_WAKE_WAIT`) has completions queued, for at most
+// `timeout_ms` milliseconds: returns 1 if it has, 0 if the time ran out (or the port closed
+// meanwhile), `AFFI_STATUS_ERR_VALUE` for a port of another wake strategy. This is how a
+// thread with no event loop waits for its own calls: call it with the GIL released (cffi
+// does) and in short slices, so that the caller can notice signals (Ctrl-C) in between; then
+// drain as after a wake-up, until a drain returns 0, before waiting again.
+int32_t affi_port_wait(uint64_t port, uint32_t timeout_ms);
 
 // Copies up to `cap` completions of `port` into `out` and returns how many (>= 0). After a
 // call that returned completions, call it again (now or from a later loop callback) until one

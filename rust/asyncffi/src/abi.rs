@@ -9,7 +9,8 @@
 /// The version of this C ABI. Python refuses a library whose version it does not know.
 /// Version 4: ids carry the tag of the library that issued them (see `handle_table`).
 /// Version 5: the runtimes' names and flavours come from `affi_runtimes`, not the header.
-/// Version 6: the log bridge (`affi_log_*`).
+/// Version 6: the log bridge (`affi_log_*`), and wait ports (`AFFI_WAKE_WAIT`,
+/// `affi_port_wait`) for calls made without a loop.
 pub const ABI_VERSION: u32 = 6;
 
 /// Counters for tests and monitoring; see `stats.rs` for what each one counts.
@@ -86,6 +87,9 @@ pub enum AffiWake {
     Threadsafe = 0,
     /// The port writes to an eventfd that the loop watches.
     Fd = 1,
+    /// No event loop: a thread blocks in `affi_port_wait` until the queue has items (a
+    /// blocking call from synchronous code).
+    Wait = 2,
 }
 
 /// The kind of value in a completion.

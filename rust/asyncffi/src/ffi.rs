@@ -86,6 +86,7 @@ pub extern "C" fn affi_port_open(wake: u32) -> i64 {
         let wake = match wake {
             w if w == AffiWake::Threadsafe as u32 => AffiWake::Threadsafe,
             w if w == AffiWake::Fd as u32 => AffiWake::Fd,
+            w if w == AffiWake::Wait as u32 => AffiWake::Wait,
             _ => {
                 return Err(Failure::new(
                     AffiStatus::ErrValue,
@@ -101,6 +102,21 @@ pub extern "C" fn affi_port_open(wake: u32) -> i64 {
 #[no_mangle]
 pub extern "C" fn affi_port_fd(port: u64) -> i32 {
     guard(|| Port::get(port)?.fd().map(i64::from)) as i32
+}
+
+/// Blocks until `port` (opened with `AFFI_WAKE_WAIT`) has completions queued, for at most
+/// `timeout_ms` milliseconds: returns 1 if it has, 0 if the time ran out (or the port closed
+/// meanwhile), `AFFI_STATUS_ERR_VALUE` for a port of another wake strategy. This is how a
+/// thread with no event loop waits for its own calls: call it with the GIL released (cffi
+/// does) and in short slices, so that the caller can notice signals (Ctrl-C) in between; then
+/// drain as after a wake-up, until a drain returns 0, before waiting again.
+#[no_mangle]
+pub extern "C" fn affi_port_wait(port: u64, timeout_ms: u32) -> i32 {
+    guard(|| {
+        let port = Port::get(port)?;
+        let ready = port.wait(Duration::from_millis(u64::from(timeout_ms)))?;
+        Ok(i64::from(ready))
+    }) as i32
 }
 
 /// Copies up to `cap` completions of `port` into `out` and returns how many (>= 0). After a

@@ -3,7 +3,9 @@
 //! The protocol, step by step:
 //! 1. **Open.** Python opens one port per running event loop (`affi_port_open`), choosing a
 //!    wake strategy: `threadsafe` (the notifier thread calls the registered C callback) or `fd`
-//!    (an eventfd the loop watches).
+//!    (an eventfd the loop watches). A call made from synchronous code (no loop) opens a
+//!    `wait` port of its own: its thread blocks in `affi_port_wait` (a condition variable,
+//!    with the GIL released) until the queue has items, and drains it as a loop would.
 //! 2. **Push.** A task that finishes pushes `(token, status, payload)` onto the port's queue, on
 //!    whatever runtime thread it ran. The payload is prepared there (containers encoded, text
 //!    copied), so the loop thread only copies bytes out.
@@ -33,7 +35,8 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use crate::abi::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
 use crate::boundary::{AffiStatus, Failure};
@@ -206,6 +209,8 @@ pub struct Port {
     /// The eventfd for `AffiWake::Fd`, else -1. Closed on drop.
     fd: i32,
     state: Mutex<PortState>,
+    /// Signalled by the wake of an `AffiWake::Wait` port (see [`Port::wait`]).
+    ready: Condvar,
 }
 
 /// Items and bytes per batch of stream items, at most.
@@ -308,7 +313,7 @@ impl Port {
     /// Opens a port and returns its id.
     pub fn open(wake: AffiWake) -> Result<u64, Failure> {
         let fd = match wake {
-            AffiWake::Threadsafe => -1,
+            AffiWake::Threadsafe | AffiWake::Wait => -1,
             AffiWake::Fd => new_eventfd()?,
         };
         let port = Arc::new(Port {
@@ -316,6 +321,7 @@ impl Port {
             wake,
             fd,
             state: Mutex::new(PortState::default()),
+            ready: Condvar::new(),
         });
         LIVE_PORTS.inc();
         let mut table = ports();
@@ -573,6 +579,11 @@ impl Port {
             AffiWake::Threadsafe => {
                 notifier::notify(self.id());
             }
+            AffiWake::Wait => {
+                // The waiter checks the queue under the lock before it sleeps, and the push
+                // that took the queue from empty happened under it: no wake-up is lost.
+                self.ready.notify_all();
+            }
             AffiWake::Fd => {
                 let one: u64 = 1;
                 // SAFETY: `fd` is our eventfd, open until this port is dropped (we hold `&self`);
@@ -583,6 +594,26 @@ impl Port {
                 }
             }
         }
+    }
+
+    /// Blocks the calling thread until the queue holds items or the port is closed, for at most
+    /// `timeout`; returns whether items are queued. Only for `AffiWake::Wait` ports, whose
+    /// wake signals this wait; the caller must drain until a drain returns none before it
+    /// waits again (as after any wake). Never called on a runtime thread: it is how a thread
+    /// without an event loop (Python's, with the GIL released) waits for its own call.
+    pub fn wait(&self, timeout: Duration) -> Result<bool, Failure> {
+        if self.wake != AffiWake::Wait {
+            return Err(Failure::new(
+                AffiStatus::ErrValue,
+                "only a port opened with the wait strategy can be waited on",
+            ));
+        }
+        let state = self.lock();
+        let (state, _) = self
+            .ready
+            .wait_timeout_while(state, timeout, |s| s.queue.is_empty() && !s.closed)
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(!state.queue.is_empty())
     }
 
     /// Step 4: moves up to `out.len()` completions into `out`; returns how many. After a drain
