@@ -333,3 +333,15 @@ def test_the_harness_times_out_a_test_and_runs_ignored_ones_on_request(harness: 
     assert "timed out after 500ms" in out
     assert out[-2].startswith(summary(0, 1, 0, 4))
     assert time.monotonic() - started < 20
+
+
+@needs_cpython
+@pytest.mark.parametrize("runtime", ["tokio", "loop"])
+def test_the_benchmark_program_awaits_python_on_either_runtime(app: str, runtime: str) -> None:
+    """``rust-app-bench`` (benchmarks/rust_awaits_python.py): the Rust main on tokio or on the
+    ``loop`` runtime awaits a Python coroutine one call after another and 1,000 at a time."""
+    bench = os.path.join(os.path.dirname(app), "rust-app-bench")
+    for mode, n, total in (("seq", "100", 4950), ("conc", "2000", 2 * 499500)):
+        done = run(bench, runtime, mode, n, "1")
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        assert done.stdout.endswith(f" ns/await (sum {total})\n"), done.stdout

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ItemFn, Lit, MetaNameValue, ReturnType, Token};
 
 /// The `fn main` that runs `func` (an `async fn main`, returning `()` or
-/// `asyncffi::Result<()>`) with the options in `attr`: `runtime = "tokio" | "async-std"`,
+/// `asyncffi::Result<()>`) with the options in `attr`: `runtime = "tokio" | "async-std" | "loop"`,
 /// `loop_factory = "uvloop"` (or `"module:function"`), `python = "path"`, `path = "dir"` (these three take any expression of their type).
 pub(crate) fn generate(attr: Tokens, func: ItemFn) -> syn::Result<Tokens> {
     if func.sig.asyncness.is_none() || func.sig.ident != "main" || !func.sig.inputs.is_empty() {
@@ -38,10 +38,11 @@ pub(crate) fn generate(attr: Tokens, func: ItemFn) -> syn::Result<Tokens> {
                 let runtime = match value.value().as_str() {
                     "tokio" => quote! { ::asyncffi::Runtime::Tokio },
                     "async-std" => quote! { ::asyncffi::Runtime::AsyncStd },
+                    "loop" => quote! { ::asyncffi::Runtime::Loop },
                     _ => {
                         return Err(syn::Error::new(
                             value.span(),
-                            "runtime must be \"tokio\" or \"async-std\"",
+                            "runtime must be \"tokio\", \"async-std\" or \"loop\"",
                         ))
                     }
                 };

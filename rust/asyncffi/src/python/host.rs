@@ -65,7 +65,8 @@ impl Config {
         self
     }
 
-    /// The runtime of the Rust main (tokio by default).
+    /// The runtime of the Rust main: tokio (the default), async-std, or `Runtime::Loop` (polled
+    /// on the event loop's thread inside tokio's context: no thread hop per call to Python).
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = runtime;
         self
@@ -163,6 +164,7 @@ fn bootstrap_config(config: &Config) -> String {
         .collect();
     let runtime = match config.runtime {
         Runtime::AsyncStd => "async-std",
+        Runtime::Loop => "loop",
         _ => "tokio",
     };
     format!(
