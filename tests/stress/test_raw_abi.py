@@ -142,7 +142,7 @@ def fd():
     check("fd", lib.affi_port_fd(any_id()), True)
 @op
 def open_bad():
-    check("open", lib.affi_port_open(rng.choice([2, 3, 255, 2**32 - 1])))
+    check("open", lib.affi_port_open(rng.choice([3, 4, 255, 2**32 - 1])))
 @op
 def cancel():
     t = any_id()
