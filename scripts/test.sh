@@ -175,7 +175,8 @@ suite_name() {
 MAX_RERUNS=3
 rerun_failed() { # PYTHON LOG FLAKY_FILE: 0 when every failed test passed the second time
     local py=$1 log=$2 flaky=$3 ids=()
-    mapfile -t ids < <(sed -n -E 's/^(FAILED|ERROR) ([^ ]+).*/\2/p' "$log" | sort -u)
+    # "FAILED <node id> - <message>": a node id may hold spaces (in its parameters).
+    mapfile -t ids < <(grep -oP '^(FAILED|ERROR) \K.+?(?= - |$)' "$log" | sort -u)
     [ "${#ids[@]}" -gt 0 ] && [ "${#ids[@]}" -le "$MAX_RERUNS" ] || return 1
     echo "=== rerunning the ${#ids[@]} failed test(s) once: ${ids[*]}" >>"$log"
     "$py" -m pytest -q -p no:cacheprovider "${ids[@]}" >>"$log" 2>&1 || return 1

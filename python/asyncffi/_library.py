@@ -82,7 +82,7 @@ class Library(Ports):
         self._cdef = cdef
         self._names: Dict[Any, str] = {}
         #: The Python names of the functions the manifest exports, by C function.
-        self.python_names: Dict[Any, str] = {}
+        self.python_names: Dict[int, str] = {}
         #: The functions looked up by name so far.
         self._by_name: Dict[str, Callable[..., Any]] = {}
         #: The functions and object classes built from the library's manifest, by name.
@@ -198,10 +198,16 @@ class Library(Ports):
             name = self._names.get(fn, "rust function")
         return name
 
+    @staticmethod
+    def address(fn: Any) -> int:
+        """The address of one of the library's functions (a cffi function pointer): what
+        ``python_names`` is keyed by, which no other attribute of the library can equal."""
+        return int(ffi.cast("uintptr_t", fn))
+
     def python_name(self, fn: Any) -> str:
         """The Python name of one of the library's functions (``Store.push``), else its C
         name."""
-        return self.python_names.get(fn) or self.function_name(fn)
+        return self.python_names.get(self.address(fn)) or self.function_name(fn)
 
     # --- state -----------------------------------------------------------------------------
 

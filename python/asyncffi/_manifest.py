@@ -576,7 +576,7 @@ def _function(
         "_affi_value_args": value_args,
     }
     src = _Source(qualname, env)
-    library.python_names[c_fn] = qualname
+    library.python_names[library.address(c_fn)] = qualname
     role, kind = fn["role"], fn["kind"]
     src.sync = kind == "sync"
     names = [_py_name(p["name"]) for p in fn["params"]]

@@ -17,7 +17,7 @@ import keyword
 import os
 import re
 import sys
-from typing import Dict, Optional
+from typing import Dict, FrozenSet, Optional
 
 from . import __version__
 
@@ -382,10 +382,23 @@ def package_name(name: str) -> str:
             "with a letter"
         )
     package = name.replace("-", "_")
-    stdlib = getattr(sys, "stdlib_module_names", ())
-    if keyword.iskeyword(package) or package in _RESERVED or package in stdlib:
+    if keyword.iskeyword(package) or package in _RESERVED or package in _stdlib_names():
         raise ValueError(f"{name!r} would shadow the Python module {package!r}: choose another")
     return package
+
+
+def _stdlib_names() -> FrozenSet[str]:
+    """The standard library's top-level module names (``sys.stdlib_module_names`` from 3.10 on;
+    before, the built-in modules and what the stdlib directories hold)."""
+    names = getattr(sys, "stdlib_module_names", None)
+    if names is not None:
+        return frozenset(names)
+    import pkgutil
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    where = [stdlib, os.path.join(stdlib, "lib-dynload")]
+    return frozenset(sys.builtin_module_names) | {m.name for m in pkgutil.iter_modules(where)}
 
 
 def crate_path(directory: str) -> str:
