@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import subprocess
 import sys
@@ -250,7 +251,13 @@ def test_breaking_out_of_a_stream_drops_it(runtime: str) -> None:
     for item in demo.count(10**9, runtime=runtime):
         if item == 10:
             break
-    assert wait_for(lambda: live_counters()["live_tasks"] == 0)
+
+    def dropped() -> bool:
+        if sys.implementation.name == "pypy":
+            gc.collect()  # there the abandoned iterator is finalized when collected, not at once
+        return live_counters()["live_tasks"] == 0
+
+    assert wait_for(dropped)
     assert asyncffi.stats()["cancelled"] == before + 1
     # Explicitly, anywhere (PyPy collects later):
     with contextlib.closing(iter(demo.count(10**9, runtime=runtime))) as items:
