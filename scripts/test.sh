@@ -168,11 +168,11 @@ suite_name() {
     "$1" -c 'import sys; print("%s%d.%d" % ((sys.implementation.name,) + sys.version_info[:2]))'
 }
 
-# A suite whose run failed on at most MAX_RERUNS tests runs those tests once more, alone: a test
+# A suite whose run failed on at most MAX_RERUNS (5) tests runs those tests once more, alone: a test
 # that fails twice fails the suite; one that passes the second time is named as flaky in the
 # results, with its first failure kept in the log. More failures than that are breakage, not
 # flakiness, and are not run again. The first run's FAILED/ERROR summary lines name the tests.
-MAX_RERUNS=3
+MAX_RERUNS=5
 rerun_failed() { # PYTHON LOG FLAKY_FILE: 0 when every failed test passed the second time
     local py=$1 log=$2 flaky=$3 ids=()
     # "FAILED <node id> - <message>": a node id may hold spaces (in its parameters).
