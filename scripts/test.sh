@@ -144,6 +144,17 @@ ruff check python tests build_ffi.py
 ruff format --check python tests build_ffi.py
 mypy
 
+step "the reference site: mkdocs build --strict (mkdocs.yml, docs/, the package's docstrings)"
+# Warnings are errors: a broken link or anchor, a page left out of the nav, a docstring griffe
+# cannot read. The site goes to $WORK/site. Its tools need Python 3.11+.
+if python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    python -m pip install --quiet "$WHEEL[docs]"
+    NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir "$WORK/site"
+    echo "$WORK/site"
+else
+    echo "python is $(python -c 'import sys; print(sys.version.split()[0])'), the site needs 3.11+: not run"
+fi
+
 # --- the test suite on every interpreter ------------------------------------------------------
 
 # The venv for one interpreter, with the wheel and its test extra (reused once made): prints
