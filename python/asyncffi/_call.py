@@ -235,7 +235,7 @@ class RustCall(Future[T]):
         :raises TimeoutError: ``timeout`` passed; the Rust future was dropped.
         :raises KeyboardInterrupt: Ctrl-C while waiting (noticed within
             ``asyncffi._blocking.SLICE`` seconds); the Rust future was dropped.
-        :raises RustError, RustPanic, ...: what awaiting the call raises.
+        :raises Error: what awaiting the call would raise (``RustError``, ``RustPanic``, ...).
         """
         stage = self._stage
         if stage == _SPENT:

@@ -180,7 +180,9 @@ class Library(Ports):
         """Wraps ``handle`` (a status returned by a C function of this library that makes an
         object: the handle, or a negative status, raised here) in ``cls``, which then owns it.
 
-        :raises ValueError, ClosedError, ...: the status is an error.
+        :raises Exception: the status is an error: the exception ``check`` raises for it
+            (``TypeError``, ``ValueError``, ``OverflowError``, ``ClosedError``,
+            ``RuntimeError`` or ``RustPanic``).
         """
         return cls._adopt(self, self.check(handle))
 
