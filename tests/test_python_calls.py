@@ -157,9 +157,14 @@ def test_non_callables_are_refused_when_called() -> None:
 
 @every_backend
 async def test_the_callable_lives_while_rust_holds_it_and_is_released_after() -> None:
+    # Events, not sleeps: the checks run while the call is certainly in flight, however slow
+    # the machine.
+    started, release = anyio.Event(), anyio.Event()
+
     class Handler:
         async def __call__(self, x: int) -> int:
-            await sleep(0.05)
+            started.set()
+            await release.wait()
             return x + 1
 
     handler = Handler()
@@ -172,14 +177,18 @@ async def test_the_callable_lives_while_rust_holds_it_and_is_released_after() ->
     async with anyio.create_task_group() as tg:
         tg.start_soon(wait, demo.call_python(handler, 1))
         del handler
-        await sleep(0.01)
+        await started.wait()
         gc.collect()
         assert ref() is not None, "the callable died while Rust held it"
         assert asyncffi.stats()["live_callables"] == 1
+        release.set()
     assert results == [2]
     assert await wait_for_stat("live_callables", 0) == 0
-    await sleep(0.01)  # the release request is handled on the loop
-    gc.collect()
+    # The release request is handled on the loop: give it turns until the callable is gone.
+    deadline = time.monotonic() + 5.0
+    while ref() is not None and time.monotonic() < deadline:
+        await sleep(0.005)
+        gc.collect()
     assert ref() is None, "the callable outlived Rust's last reference"
 
 
