@@ -178,7 +178,10 @@ async def main():
             nursery.start_soon(demo.sleep, 100)               # Rust calls in flight
         nursery.start_soon(demo.sum_stream, forever())        # Rust reading Python forever
         nursery.start_soon(demo.gather_python, slow, 100)     # Rust awaiting Python
-        await trio.sleep(0.2)
+        for _ in range(1000):                                 # until all of them are in flight
+            if asyncffi.stats()["live_calls"] == 100:
+                break
+            await trio.sleep(0.01)
         print(asyncffi.stats()["live_calls"], flush=True)
         {ending}
 
