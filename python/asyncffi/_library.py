@@ -47,7 +47,13 @@ from ._logbridge import LogBridge, register
 from ._object import RustObject
 from ._port import Ports
 from ._pystream import PyStreamArg
-from ._runtime import SHUTDOWN_TIMEOUT_MS, STATS_FIELDS, learn_runtimes, state
+from ._runtime import (
+    SHUTDOWN_TIMEOUT_MS,
+    STATS_FIELDS,
+    learn_runtimes,
+    library_runtimes,
+    state,
+)
 from ._stream import RustStream
 
 if TYPE_CHECKING:
@@ -89,6 +95,8 @@ class Library(Ports):
         self.exports: Dict[str, Any] = {}
         #: The cffi handle on the symbols the manifest lists (``None`` without a manifest).
         self.manifest_functions: Any = None
+        #: The runtimes calls can run on, by name: the built-in ones and the library's own.
+        self.runtimes: Dict[str, int] = library_runtimes(native)
         #: The types of the records the manifest describes (``#[derive(asyncffi::Record)]``),
         #: by name: ``TypedDict`` classes for structs, ``Union`` aliases for enums (the names
         #: the library's stubs declare).

@@ -43,7 +43,7 @@ from ._loader import ABI_VERSION, abi, ffi
 from ._object import RustObject
 from ._port import wrap_object
 from ._pystream import PyStreamArg
-from ._runtime import RUNTIMES, runtime_id
+from ._runtime import runtime_id
 from ._stream import RustStream
 from ._values import bytes_at, packb, text_at, u64, unpack, value_args
 
@@ -485,7 +485,7 @@ class _Source:
             add("    try:")
             add(f"        {var}_c = _affi_RUNTIMES[{var}]")
             add("    except (KeyError, TypeError):")
-            add(f"        {var}_c = _affi_runtime_id({var})")
+            add(f"        {var}_c = _affi_runtime_id({var}, _affi_RUNTIMES)")
             return f"{var}_c"
         if kind == "value":
             # An int in range inline (the commonest value); anything else through value_args.
@@ -571,7 +571,7 @@ def _function(
         "_affi_below": _below,
         "_affi_prefetch": _prefetch,
         "_affi_runtime_id": runtime_id,
-        "_affi_RUNTIMES": RUNTIMES,
+        "_affi_RUNTIMES": library.runtimes,
         "_affi_TAG_INT": _TAG_INT,
         "_affi_value_args": value_args,
     }
@@ -611,7 +611,8 @@ def _function(
         src.lines.append(f"    return _affi_RustStream(_affi_library, _affi_fn, {c_tuple}, buffer)")
     else:
         call = "_affi_RustCallWithCallables" if src.lends else "_affi_RustCall"
-        src.lines.append(f"    return {call}(_affi_library, _affi_fn, ({args},))")
+        c_tuple = f"({args},)" if args else "()"  # an async fn may take no parameter
+        src.lines.append(f"    return {call}(_affi_library, _affi_fn, {c_tuple})")
     body = "\n".join(src.lines)
     text = f"def _affi_export({', '.join(header)}):\n{body}\n"
     exec(compile(text, f"<asyncffi {library.name}: {qualname}>", "exec"), env)

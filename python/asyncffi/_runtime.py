@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     from ._loader import NativeLib
 
 WAKES = ("threadsafe", "fd")
-#: The Rust runtimes' names and the flavours of their scheduler, with their C values, as the
-#: Rust core lists them (``affi_runtimes``): the same for every library of this C ABI version,
-#: so read once, from the first library that needs them (``learn_runtimes``).
+#: The built-in Rust runtimes' names and the flavours of their scheduler, with their C values,
+#: as the Rust core lists them (``affi_runtimes``): the same for every library of this C ABI
+#: version, so read once, from the first library that needs them (``learn_runtimes``). A
+#: library's own runtimes (C values from 16) are its alone: ``library_runtimes``.
 RUNTIMES: Dict[str, int] = {}
 FLAVORS: Dict[str, int] = {}
 #: Upper bound of each wait at interpreter exit (wake in progress, runtime shutdown).
@@ -144,17 +145,34 @@ def on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def runtime_id(name: str) -> int:
-    """The C value of a runtime name (one ``affi_runtimes`` lists)."""
+#: The C value of a library's first own runtime (``asyncffi::register_runtime!``).
+FIRST_OWN_RUNTIME = 16
+
+
+def runtime_id(name: str, table: Optional[Dict[str, int]] = None) -> int:
+    """The C value of a runtime name (one ``affi_runtimes`` lists; ``table``: a library's
+    runtimes, built-in and its own, from ``library_runtimes``)."""
     try:
-        return RUNTIMES[name]
+        return (RUNTIMES if table is None else table)[name]
     except (KeyError, TypeError):
         pass
     try:
         return _known(RUNTIMES)[name]  # empty until a library listed them
     except (KeyError, TypeError):
-        listed = ", ".join(repr(n) for n in runtime_names())
+        names = runtime_names()
+        if table is not None:
+            names += [n for n, v in table.items() if v >= FIRST_OWN_RUNTIME]
+        listed = ", ".join(repr(n) for n in names)
         raise ValueError(f"runtime must be one of {listed}, not {name!r}") from None
+
+
+def library_runtimes(native: NativeLib) -> Dict[str, int]:
+    """The runtimes of the library ``native`` by name: the built-in ones and those it
+    registered itself (``asyncffi::register_runtime!``), with their C values."""
+    size = ffi.new("uintptr_t *")
+    ptr = native.affi_runtimes(size)
+    names = json.loads(bytes(ffi.buffer(ptr, size[0])).decode("utf-8"))
+    return {str(k): int(v) for k, v in names["runtimes"].items()}
 
 
 def runtime_names() -> List[str]:
@@ -175,7 +193,8 @@ def learn_runtimes(native: NativeLib) -> None:
     ptr = native.affi_runtimes(size)
     names = json.loads(bytes(ffi.buffer(ptr, size[0])).decode("utf-8"))
     FLAVORS.update(names["flavors"])
-    RUNTIMES.update(names["runtimes"])  # last: a non-empty RUNTIMES means both are filled
+    builtin = {k: v for k, v in names["runtimes"].items() if v < FIRST_OWN_RUNTIME}
+    RUNTIMES.update(builtin)  # last: a non-empty RUNTIMES means both are filled
 
 
 def _known(table: Dict[str, int]) -> Dict[str, int]:

@@ -87,6 +87,11 @@ int32_t asyncffi_testlib_fresh_notebook(AffiCompletion *out);
 // async on tokio: greet(name: str [buffer], times: int (u8) or None [buffer] = None) -> str
 int64_t asyncffi_testlib_greet(uint64_t port, uint64_t token, const uint8_t *name_data, size_t name_len, const uint8_t *times_data, size_t times_len);
 
+// `(alive, dropped)`: the guards held by running futures, and those dropped so far.
+//
+// sync: guards() -> tuple[int (u64), int (u64)]
+int32_t asyncffi_testlib_guards(AffiCompletion *out);
+
 // Logs `debug` records at DEBUG, then `warn` at WARN (the text `"burst <i>"`), on the calling
 // thread.
 //
@@ -453,6 +458,31 @@ int32_t asyncffi_testlib_rt_vec_u64(const uint8_t *x_data, size_t x_len, AffiCom
 // async on tokio: rt_vec_u64_later(x: list[int (u64)] [buffer]) -> list[int (u64)]
 int64_t asyncffi_testlib_rt_vec_u64_later(uint64_t port, uint64_t token, const uint8_t *x_data, size_t x_len);
 
+// `value` back, from the smol executor.
+//
+// async on smol: smol_echo(value: any) -> any
+int64_t asyncffi_testlib_smol_echo(uint64_t port, uint64_t token, uint32_t value_tag, int64_t value_int, double value_float, const uint8_t *value_data, size_t value_len);
+
+// An error of kind `SmolError` with `message`, from the smol executor.
+//
+// async on smol: smol_fail(message: str [buffer]) -> int (i64), or a RustError
+int64_t asyncffi_testlib_smol_fail(uint64_t port, uint64_t token, const uint8_t *message_data, size_t message_len);
+
+// Holds a `Guard` for `seconds` on smol's timer, then returns `x`.
+//
+// async on smol: smol_hold(x: int (i64), seconds: float (seconds)) -> int (i64)
+int64_t asyncffi_testlib_smol_hold(uint64_t port, uint64_t token, int64_t x, double seconds);
+
+// Panics with `message` on the smol executor.
+//
+// async on smol: smol_panic(message: str [buffer]) -> int (i64)
+int64_t asyncffi_testlib_smol_panic(uint64_t port, uint64_t token, const uint8_t *message_data, size_t message_len);
+
+// The name of the thread that runs the future after `delay` on smol's timer.
+//
+// async on smol: smol_thread(delay: float (seconds)) -> str
+int64_t asyncffi_testlib_smol_thread(uint64_t port, uint64_t token, double delay);
+
 // The numbers `start, start + step, ...`, `n` of them.
 //
 // stream on tokio: steps(start: int (i64), step: int (i64), n: int (u32)) -> stream of int (i64)
@@ -467,6 +497,17 @@ int64_t asyncffi_testlib_sum_calls(uint64_t port, uint64_t token, uint64_t f, in
 //
 // async on tokio: sum_items(items: async iterable or iterable) -> int (i64), or a RustError
 int64_t asyncffi_testlib_sum_items(uint64_t port, uint64_t token, uint64_t items, uint64_t items_prefetch);
+
+// Holds a `Guard` for `seconds` on the library's tokio runtime, then returns `x`.
+//
+// async on tokio: tokio_hold(x: int (i64), seconds: float (seconds)) -> int (i64)
+int64_t asyncffi_testlib_tokio_hold(uint64_t port, uint64_t token, int64_t x, double seconds);
+
+// The name of the thread that runs the future once it has left the caller's thread (the
+// library's own tokio runtime's workers).
+//
+// async on tokio: tokio_thread() -> str
+int64_t asyncffi_testlib_tokio_thread(uint64_t port, uint64_t token);
 
 // Logs one `tracing` event at INFO with the fields `items` and `ok`; returns its line.
 //

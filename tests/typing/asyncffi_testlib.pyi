@@ -118,6 +118,10 @@ def greet(name: str, times: Optional[int] = None) -> RustCall[str]:
     """A greeting, `times` times (once by default)."""
 
 
+def guards() -> Tuple[int, int]:
+    """`(alive, dropped)`: the guards held by running futures, and those dropped so far."""
+
+
 def log_burst(debug: int, warn: int) -> None:
     """Logs `debug` records at DEBUG, then `warn` at WARN (the text `"burst <i>"`), on the calling
     thread."""
@@ -412,6 +416,26 @@ def rt_vec_u64_later(x: List[int]) -> RustCall[List[int]]:
     """Returns `x` (async)."""
 
 
+def smol_echo(value: Any) -> RustCall[Any]:
+    """`value` back, from the smol executor."""
+
+
+def smol_fail(message: str) -> RustCall[int]:
+    """An error of kind `SmolError` with `message`, from the smol executor."""
+
+
+def smol_hold(x: int, seconds: float) -> RustCall[int]:
+    """Holds a `Guard` for `seconds` on smol's timer, then returns `x`."""
+
+
+def smol_panic(message: str) -> RustCall[int]:
+    """Panics with `message` on the smol executor."""
+
+
+def smol_thread(delay: float) -> RustCall[str]:
+    """The name of the thread that runs the future after `delay` on smol's timer."""
+
+
 def steps(start: int, step: int, n: int, *, buffer: Optional[int] = None) -> RustStream[int]:
     """The numbers `start, start + step, ...`, `n` of them."""
 
@@ -422,6 +446,15 @@ def sum_calls(f: Callable[..., Any], n: int) -> RustCall[int]:
 
 def sum_items(items: Union[AsyncIterable[Any], Iterable[Any]], *, prefetch: Optional[int] = None) -> RustCall[int]:
     """Sums the ints `items` yields."""
+
+
+def tokio_hold(x: int, seconds: float) -> RustCall[int]:
+    """Holds a `Guard` for `seconds` on the library's tokio runtime, then returns `x`."""
+
+
+def tokio_thread() -> RustCall[str]:
+    """The name of the thread that runs the future once it has left the caller's thread (the
+    library's own tokio runtime's workers)."""
 
 
 def trace_event(message: str) -> int:
@@ -454,6 +487,7 @@ __all__ = [
     "first_items",
     "fresh_notebook",
     "greet",
+    "guards",
     "log_burst",
     "log_later",
     "log_record",
@@ -526,9 +560,16 @@ __all__ = [
     "rt_vec_str_later",
     "rt_vec_u64",
     "rt_vec_u64_later",
+    "smol_echo",
+    "smol_fail",
+    "smol_hold",
+    "smol_panic",
+    "smol_thread",
     "steps",
     "sum_calls",
     "sum_items",
+    "tokio_hold",
+    "tokio_thread",
     "trace_event",
     "where_run",
     "words",

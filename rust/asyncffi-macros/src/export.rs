@@ -506,7 +506,10 @@ impl<'a> Export<'a> {
             None => match self.runtime.0.as_str() {
                 "async-std" => quote_spanned!(self.runtime.1=> ::asyncffi::Runtime::AsyncStd),
                 "loop" => quote_spanned!(self.runtime.1=> ::asyncffi::Runtime::Loop),
-                _ => quote_spanned!(self.runtime.1=> ::asyncffi::Runtime::Tokio),
+                "tokio" => quote_spanned!(self.runtime.1=> ::asyncffi::Runtime::Tokio),
+                // A registered runtime: found by name (a short scan of the library's
+                // registrations), an error for Python if there is none.
+                name => quote_spanned!(self.runtime.1=> ::asyncffi::Runtime::named(#name)?),
             },
         };
         let body = match kind {

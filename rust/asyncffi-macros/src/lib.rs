@@ -42,7 +42,8 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Exports a function to Python: `async fn` (awaited), plain `fn` (called), or `fn` returning
 /// `impl Stream<Item = ...>` (iterated with `async for`).
 ///
-/// Options: `runtime = "tokio" | "async-std" | "loop"` (default tokio), `name = "..."` (the
+/// Options: `runtime = "tokio" | "async-std" | "loop" | "<a runtime registered with
+/// asyncffi::register_runtime!>"` (default tokio), `name = "..."` (the
 /// Python-facing name), `error_kind = "..."` (the kind of every error it returns).
 #[proc_macro_attribute]
 pub fn export(attr: TokenStream, item: TokenStream) -> TokenStream {

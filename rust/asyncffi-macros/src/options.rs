@@ -38,10 +38,13 @@ impl Options {
                 .unwrap_or_default();
             match key.as_str() {
                 "runtime" => {
-                    if !["tokio", "async-std", "loop"].contains(&value.as_str()) {
+                    // Besides the built-ins, a name the library registers with
+                    // `asyncffi::register_runtime!` (checked on the first call).
+                    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c == '"') {
                         return Err(syn::Error::new(
                             nv.value.span(),
-                            "runtime must be \"tokio\", \"async-std\" or \"loop\"",
+                            "runtime must be \"tokio\", \"async-std\", \"loop\" or the name \
+                             of a runtime registered with asyncffi::register_runtime!",
                         ));
                     }
                     options.runtime = Some((value, nv.value.span()));

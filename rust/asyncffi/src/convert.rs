@@ -597,7 +597,11 @@ impl FromPython for Runtime {
             Value::Str(s) if s == "tokio" => Ok(Runtime::Tokio),
             Value::Str(s) if s == "async-std" => Ok(Runtime::AsyncStd),
             Value::Str(s) if s == "loop" => Ok(Runtime::Loop),
-            other => Err(wrong_type("'tokio', 'async-std' or 'loop'", &other)),
+            Value::Str(s) => Runtime::named(&s),
+            other => Err(wrong_type(
+                "'tokio', 'async-std', 'loop' or a registered runtime",
+                &other,
+            )),
         }
     }
 }

@@ -8,8 +8,9 @@
 //! - [`port`]: completion ports, the queue and wake path back to an event loop;
 //!   [`close_hooks`]: what each feature does when a port closes (registered by the feature).
 //! - [`task`]: the task table and the wrapper that runs each Python-awaited future.
-//! - [`runtime`]: tokio and async-std, started lazily; [`local`]: the `loop` runtime, futures
-//!   polled on the event loop's thread.
+//! - [`runtime`]: tokio and async-std, started lazily, the library's own tokio runtime
+//!   ([`tokio_runtime!`]) and any executor it registers ([`Executor`], [`register_runtime!`]);
+//!   [`local`]: the `loop` runtime, futures polled on the event loop's thread.
 //! - [`value`] and [`codec`]: what crosses the boundary and how containers are encoded.
 //! - [`args`]: reading C arguments into values.
 //! - [`object`](mod@object): opaque Rust objects held by Python.
@@ -126,6 +127,7 @@ pub use callable::{PyCall, PyCallable, PythonError};
 pub use convert::{Args, BuiltinError, FromPython, IntoError, IntoPython};
 pub use notifier::AffiWakeFn;
 pub use pystream::PyStream;
+pub use runtime::own::Executor;
 pub use runtime::Runtime;
 pub use stream::{spawn_stream, Stream};
 pub use task::spawn;

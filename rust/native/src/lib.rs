@@ -23,8 +23,9 @@ pub use asyncffi::ffi::affi_abi_version;
 
 async fn sleep_on(runtime: Runtime, duration: Duration) {
     match runtime {
-        Runtime::Tokio | Runtime::Loop => tokio::time::sleep(duration).await,
         Runtime::AsyncStd => async_std::task::sleep(duration).await,
+        // tokio, the loop (in tokio's context); the built-ins register no runtime of their own.
+        _ => tokio::time::sleep(duration).await,
     }
 }
 

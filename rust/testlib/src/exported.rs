@@ -210,14 +210,10 @@ async fn where_run(
 ) -> String {
     match runtime {
         asyncffi::Runtime::AsyncStd => async_std::task::sleep(delay).await,
+        asyncffi::Runtime::Own(_) => drop(smol::Timer::after(delay).await),
         _ => tokio::time::sleep(delay).await,
     }
-    let name = match runtime {
-        asyncffi::Runtime::Tokio => "tokio",
-        asyncffi::Runtime::AsyncStd => "async-std",
-        asyncffi::Runtime::Loop => "loop",
-    };
-    format!("{name}:{label}")
+    format!("{}:{label}", runtime.name())
 }
 
 /// `f(*args)`, then how many arguments there were and the result.

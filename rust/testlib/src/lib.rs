@@ -23,6 +23,7 @@ pub use asyncffi::ffi::affi_abi_version;
 
 mod exported;
 mod logs;
+mod own_runtime;
 mod roundtrip;
 
 fn delay(seconds: f64) -> Result<Duration, Failure> {
@@ -41,6 +42,9 @@ async fn sleep_on(runtime: Runtime, duration: Duration) {
     match runtime {
         Runtime::Tokio | Runtime::Loop => tokio::time::sleep(duration).await,
         Runtime::AsyncStd => async_std::task::sleep(duration).await,
+        Runtime::Own(_) => {
+            smol::Timer::after(duration).await;
+        }
     }
 }
 

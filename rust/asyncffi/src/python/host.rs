@@ -162,11 +162,7 @@ fn bootstrap_config(config: &Config) -> String {
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    let runtime = match config.runtime {
-        Runtime::AsyncStd => "async-std",
-        Runtime::Loop => "loop",
-        _ => "tokio",
-    };
+    let runtime = config.runtime.name();
     format!(
         "{{\"argv\": {}, \"path\": {}, \"loop\": {}, \"runtime\": {}}}",
         json_list(&argv),

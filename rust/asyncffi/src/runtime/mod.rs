@@ -1,8 +1,10 @@
 //! The async runtimes Python calls can run on, started lazily on first use.
 //!
-//! `Runtime` names one (`tokio` or `async-std`, chosen per call by the exported function);
-//! `configure` sets how tokio is built before it starts; `shutdown` stops spawning and shuts
-//! tokio down within a bounded time at interpreter exit.
+//! `Runtime` names one (`tokio`, `async-std`, `loop` or one the library registered in
+//! [`own`], chosen per call by the exported function); `configure` sets how tokio is built
+//! before it starts (unless the library brings its own, [`tokio_runtime!`](crate::tokio_runtime));
+//! `shutdown` stops spawning and shuts the runtimes down within a bounded time at interpreter
+//! exit.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +14,7 @@ use crate::boundary::{AffiStatus, Failure};
 
 #[cfg(feature = "async-std")]
 mod async_std_rt;
+pub mod own;
 #[cfg(feature = "tokio")]
 pub mod tokio_rt;
 
@@ -49,15 +52,18 @@ impl Flavor {
 }
 
 /// A runtime to spawn on; its C value (the `runtime_id` argument of hand-written exports) is
-/// the discriminant. Python learns names and values from `affi_runtimes`.
+/// [`Runtime::raw`]. Python learns names and values from `affi_runtimes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    /// tokio (multi-thread unless configured otherwise).
-    Tokio = 0,
+    /// tokio (multi-thread unless configured otherwise, or the library's own).
+    Tokio,
     /// async-std's global executor.
-    AsyncStd = 1,
+    AsyncStd,
     /// The event loop's own thread, inside tokio's context (see [`crate::local`]).
-    Loop = 2,
+    Loop,
+    /// An executor the library registered ([`register_runtime!`](crate::register_runtime)),
+    /// by its index in the library's registrations; its C value is 16 + the index.
+    Own(u16),
 }
 
 static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
@@ -75,13 +81,63 @@ impl Runtime {
     /// The runtime named by a C ABI value.
     pub fn from_raw(raw: u32) -> Result<Runtime, Failure> {
         match raw {
-            x if x == Runtime::Tokio as u32 => Ok(Runtime::Tokio),
-            x if x == Runtime::AsyncStd as u32 => Ok(Runtime::AsyncStd),
-            x if x == Runtime::Loop as u32 => Ok(Runtime::Loop),
-            _ => Err(Failure::new(
+            0 => Ok(Runtime::Tokio),
+            1 => Ok(Runtime::AsyncStd),
+            2 => Ok(Runtime::Loop),
+            _ => raw
+                .checked_sub(own::FIRST_ID)
+                .and_then(|index| u16::try_from(index).ok())
+                .filter(|&index| own::entry(index).is_some())
+                .map(Runtime::Own)
+                .ok_or_else(|| {
+                    let mut expected = String::from("0 (tokio), 1 (async-std), 2 (loop)");
+                    for (index, entry) in own::OWN_RUNTIMES.iter().enumerate() {
+                        let id = own::FIRST_ID as usize + index;
+                        expected.push_str(&format!(", {id} ({})", entry.name()));
+                    }
+                    Failure::new(
+                        AffiStatus::ErrValue,
+                        format!("unknown runtime {raw}: expected {expected}"),
+                    )
+                }),
+        }
+    }
+
+    /// The runtime's C value.
+    pub fn raw(self) -> u32 {
+        match self {
+            Runtime::Tokio => 0,
+            Runtime::AsyncStd => 1,
+            Runtime::Loop => 2,
+            Runtime::Own(index) => own::FIRST_ID + u32::from(index),
+        }
+    }
+
+    /// The runtime called `name`: a built-in one (or an alias, as in [`Runtime::NAMES`]), else
+    /// one the library registered.
+    pub fn named(name: &str) -> Result<Runtime, Failure> {
+        if let Some(&(_, runtime)) = Runtime::NAMES.iter().find(|(n, _)| *n == name) {
+            return Ok(runtime);
+        }
+        own::find(name).map(Runtime::Own).ok_or_else(|| {
+            Failure::new(
                 AffiStatus::ErrValue,
-                format!("unknown runtime {raw}: expected 0 (tokio), 1 (async-std) or 2 (loop)"),
-            )),
+                format!(
+                    "no runtime named {name:?} in this library: the built-in ones are 'tokio', \
+                     'async-std' and 'loop'; others are registered with \
+                     asyncffi::register_runtime!"
+                ),
+            )
+        })
+    }
+
+    /// The runtime's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Tokio => "tokio",
+            Runtime::AsyncStd => "async-std",
+            Runtime::Loop => "loop",
+            Runtime::Own(index) => own::entry(index).map_or("?", own::OwnRuntime::name),
         }
     }
 
@@ -101,6 +157,7 @@ impl Runtime {
             Runtime::Loop => Ok(()),
             #[cfg(feature = "async-std")]
             Runtime::AsyncStd => Ok(()),
+            Runtime::Own(index) => own::check(index),
             #[allow(unreachable_patterns)]
             other => Err(Failure::new(
                 AffiStatus::ErrRuntime,
@@ -140,6 +197,7 @@ impl Runtime {
             },
             #[cfg(feature = "async-std")]
             Runtime::AsyncStd => async_std_rt::spawn(future),
+            Runtime::Own(index) => own::spawn(index, Box::pin(future)),
             #[allow(unreachable_patterns)]
             _ => drop(future),
         }
@@ -166,7 +224,16 @@ pub fn names_json() -> &'static str {
                 .collect();
             format!("{{{}}}", fields.join(", "))
         };
-        let runtimes = Runtime::NAMES.iter().map(|&(n, r)| (n, r as u32)).collect();
+        let builtin = Runtime::NAMES.iter().map(|&(n, r)| (n, r.raw()));
+        let registered = own::OWN_RUNTIMES
+            .iter()
+            .enumerate()
+            .filter(|&(index, entry)| {
+                // Not a built-in's name, nor one registered earlier: the name reaches it.
+                matches!(Runtime::named(entry.name()), Ok(Runtime::Own(i)) if usize::from(i) == index)
+            })
+            .map(|(index, entry)| (entry.name(), own::FIRST_ID + index as u32));
+        let runtimes = builtin.chain(registered).collect();
         let flavors = Flavor::NAMES.iter().map(|&(n, f)| (n, f as u32)).collect();
         format!(
             "{{\"runtimes\": {}, \"flavors\": {}}}",
@@ -176,11 +243,12 @@ pub fn names_json() -> &'static str {
     })
 }
 
-/// Refuses further spawns and shuts tokio down, waiting at most `timeout` for its threads.
+/// Refuses further spawns and shuts tokio and the registered executors down, waiting at
+/// most `timeout` for their threads (all together).
 pub fn shutdown(timeout: Duration) {
     SHUT_DOWN.store(true, Ordering::Release);
+    let deadline = std::time::Instant::now() + timeout;
     #[cfg(feature = "tokio")]
     tokio_rt::shutdown(timeout);
-    #[cfg(not(feature = "tokio"))]
-    let _ = timeout;
+    own::shutdown(deadline.saturating_duration_since(std::time::Instant::now()));
 }
