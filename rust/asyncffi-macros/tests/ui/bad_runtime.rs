@@ -1,6 +1,6 @@
-//! An unknown runtime name.
+//! A runtime name that no library can register (a runtime's name has no spaces).
 
-#[asyncffi::export(runtime = "smol")]
+#[asyncffi::export(runtime = "my runtime")]
 async fn f() {}
 
 fn main() {}
