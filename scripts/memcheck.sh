@@ -8,17 +8,22 @@
 #
 # The tests are built in release mode with line tables (memcheck on an unoptimised build is
 # several times slower; the line tables keep its reports readable), in a target directory of
-# their own so that normal builds are not invalidated. Known, harmless reports from the
-# standard library or runtimes go in scripts/memcheck.supp, one commented entry each.
+# their own so that normal builds are not invalidated. MEMCHECK_LINE_TABLES=0 runs the release
+# test binaries of the usual target instead (CARGO_TARGET_DIR or rust/target; CI does, after
+# `cargo test --release` built them): no build, and reports name functions without lines.
+# Known, harmless reports from the standard library or runtimes go in scripts/memcheck.supp,
+# one commented entry each.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/rust"
 command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; exit 1; }
 
-export CARGO_TARGET_DIR="$root/rust/target/memcheck"
-export CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-export CARGO_PROFILE_RELEASE_STRIP=none
+if [ "${MEMCHECK_LINE_TABLES:-1}" != 0 ]; then
+    export CARGO_TARGET_DIR="$root/rust/target/memcheck"
+    export CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+    export CARGO_PROFILE_RELEASE_STRIP=none
+fi
 
 mapfile -t binaries < <(
     cargo test --release -p asyncffi --no-run --message-format=json 2>/dev/null |

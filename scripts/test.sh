@@ -2,6 +2,8 @@
 # Runs every check: the C headers and the cffi module match the Rust code, Rust lints and tests
 # (without Python), Python lints, the benchmark in quick mode, and the pytest suite on every
 # interpreter asyncffi supports, each in its own venv with the one wheel built here installed.
+# After the builds, two lanes run side by side: the suites (the full matrix on one interpreter,
+# the lean one on the others: see tests/conftest.py) and the checks that need one interpreter.
 #
 # Needs Rust (cargo) and a Python 3.9+ with pip as `python` (it builds the wheel and runs the
 # lints), plus the interpreters the suite runs on: by default CPython 3.9, 3.10, 3.11, 3.12,
@@ -91,10 +93,15 @@ python -m pip install --quiet --force-reinstall --no-deps "$WHEEL"
 python -m pip install --quiet "$WHEEL[lint]"
 
 step "build the test library once (rust/testlib, release): the suites load it next to the built-ins"
+# The suites load copies of what is built here (in $WORK/bin): the checks that run beside them
+# build in the same target directory, and a workspace `cargo test` may link the test library
+# again with other features while a suite has it loaded.
+mkdir -p "$WORK/bin"
 (cd rust && cargo build --release --quiet -p asyncffi-testlib)
-ASYNCFFI_TESTLIB="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release/libasyncffi_testlib.so"
-[ -f "$ASYNCFFI_TESTLIB" ] || { echo "the test library was not built at $ASYNCFFI_TESTLIB" >&2; exit 1; }
-export ASYNCFFI_TESTLIB
+built="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release/libasyncffi_testlib.so"
+[ -f "$built" ] || { echo "the test library was not built at $built" >&2; exit 1; }
+cp "$built" "$WORK/bin/"
+export ASYNCFFI_TESTLIB="$WORK/bin/libasyncffi_testlib.so"
 echo "$ASYNCFFI_TESTLIB"
 
 # --- examples/store: the library an outside author writes with asyncffi ----------------------
@@ -117,43 +124,22 @@ step "build the example Rust program and its asyncffi::testing tests once (examp
 (cd examples/rust-app && export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" \
     && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings \
     && cargo build --release --quiet && cargo test --release --no-run --quiet)
-ASYNCFFI_RUST_APP="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release/rust-app"
-[ -f "$ASYNCFFI_RUST_APP" ] || { echo "the example was not built at $ASYNCFFI_RUST_APP" >&2; exit 1; }
-export ASYNCFFI_RUST_APP
+built="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release"
+[ -f "$built/rust-app" ] || { echo "the example was not built at $built/rust-app" >&2; exit 1; }
+# The harness: the newest test binary of the example (cargo names it with a hash).
+harness=$(ls -t "$built"/deps/rust_app_harness-* | grep -v '\.d$' | head -n 1)
+cp "$built/rust-app" "$WORK/bin/rust-app"
+cp "$harness" "$WORK/bin/rust-app-harness"
+export ASYNCFFI_RUST_APP="$WORK/bin/rust-app" ASYNCFFI_RUST_APP_HARNESS="$WORK/bin/rust-app-harness"
 echo "$ASYNCFFI_RUST_APP"
 
 step "C headers and _ffi.py match the Rust code"
 python build_ffi.py --check
 
-step "Rust: fmt, clippy, tests (no Python involved)"
-(cd rust && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings \
-    && cargo test --release --quiet)
-# The core's feature testing (and python, which it implies): lints and unit tests, no Python.
-(cd rust && cargo clippy --release --all-targets --quiet --features asyncffi/testing -- -D warnings \
-    && cargo test --release --quiet -p asyncffi --lib --features testing -- python:: testing::)
-# Both crates package for crates.io (metadata, include lists, the macros' exact version; the
-# core is checked against the macros packaged beside it). No verify build: it compiles every
-# dependency again in the dev profile (30 s of CPU); run without --no-verify by hand.
-# The Rust reference (every public item documented: #![deny(missing_docs)]) builds clean.
-(cd rust && RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p asyncffi -p asyncffi-macros \
-    --features asyncffi/testing)
-(cd rust && cargo publish --dry-run --no-verify --allow-dirty --quiet -p asyncffi-macros -p asyncffi)
-
 step "Python: ruff, mypy"
 ruff check python tests build_ffi.py
 ruff format --check python tests build_ffi.py
 mypy
-
-step "the reference site: mkdocs build --strict (mkdocs.yml, docs/, the package's docstrings)"
-# Warnings are errors: a broken link or anchor, a page left out of the nav, a docstring griffe
-# cannot read. The site goes to $WORK/site. Its tools need Python 3.11+.
-if python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    python -m pip install --quiet "$WHEEL[docs]"
-    NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir "$WORK/site"
-    echo "$WORK/site"
-else
-    echo "python is $(python -c 'import sys; print(sys.version.split()[0])'), the site needs 3.11+: not run"
-fi
 
 # --- the test suite on every interpreter ------------------------------------------------------
 
@@ -264,26 +250,6 @@ report_suite() {
     fi
 }
 
-step "pytest on ${#SUITE_PYTHONS[@]} interpreter(s), $JOBS at a time, against the installed wheel"
-# The package lives in python/, which is not on sys.path: the installed wheel is tested.
-declare -a NAMES=()
-running=0
-for exe in "${SUITE_PYTHONS[@]}"; do
-    NAMES+=("$(suite_name "$exe")")
-    if [ "$running" -ge "$JOBS" ]; then
-        wait -n || true
-        running=$((running - 1))
-    fi
-    run_suite "$exe" "$@" &
-    running=$((running + 1))
-done
-wait || true
-for name in "${NAMES[@]}"; do
-    report_suite "$name"
-done
-
-# --- further checks on one interpreter ----------------------------------------------------------
-
 # Runs a check with the stress interpreter's test venv first on PATH (its `python` has the wheel
 # and the test tools); only when that interpreter is in the matrix.
 with_stress_python() {
@@ -296,89 +262,191 @@ with_stress_python() {
     PATH="$(dirname "$(suite_venv "$exe")"):$PATH" "$@"
 }
 
-FAILED_STEPS=()
-FLAKY=() # "step: test ids" of the further checks' tests that passed only on their rerun
-step "stress suite and the KeyboardInterrupt sweep, once, on Python $STRESS_PYTHON"
-stress() {
-    local status=0
-    # Each swept point is bounded (ASYNCFFI_INTERRUPT_BOUND, 60 s): a hang fails with stacks.
-    python -m pytest -q -p no:cacheprovider -m "stress or interrupts" tests/stress \
-        tests/test_interrupts.py 2>&1 | tee "$WORK/stress.log" || status=$?
-    [ "$status" -eq 5 ] && echo "pytest collected no stress test: failing" >&2
-    if [ "$status" -eq 1 ] && rerun_failed python "$WORK/stress.log" "$WORK/stress.flaky"; then
-        echo "flaky, passed on a rerun: $(cat "$WORK/stress.flaky")"
-        FLAKY+=("stress: $(cat "$WORK/stress.flaky")")
-        status=0
-    fi
-    return "$status"
-}
-with_stress_python stress || FAILED_STEPS+=("stress suite")
+# --- the checks beside the suites -----------------------------------------------------------------
+#
+# What needs the toolchains or one interpreter (Rust lints and tests, the reference site, the
+# stress suite, the scaffolded project, the Redis example, fuzzing, memcheck, the benchmark in
+# quick mode) runs as one lane beside the suites, which mostly wait on timers, sleeps and
+# subprocesses. A failed check is written to checks.failed, a check whose tests passed only on
+# their rerun to checks.flaky; the lane's output goes to checks.log, printed once it is done.
 
-step "the project python -m asyncffi new writes: built (sharing the target) and its tests run, on Python $STRESS_PYTHON"
-# Depends on this checkout's crate (--asyncffi-path); pip builds it with maturin as a user's
-# `pip install .` does. Shares CARGO_TARGET_DIR and starts from rust/Cargo.lock, so only the
-# core, the macros and the new crate compile.
-scaffold() {
-    local status=0
-    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m pytest -q \
-        -p no:cacheprovider -m scaffold tests/test_scaffold.py || status=$?
-    [ "$status" -eq 5 ] && echo "pytest collected no scaffold test: failing" >&2
-    return "$status"
-}
-with_stress_python scaffold || FAILED_STEPS+=("scaffold")
+failed_step() { echo "$*" >>"$WORK/checks.failed"; }
+flaky_step() { echo "$*" >>"$WORK/checks.flaky"; }
 
-step "the Redis example (examples/redis): its wheel (release), cargo test, its suite against redis-server on Python $STRESS_PYTHON"
-# Its tests start their own redis-server (Debian's package; .ci/run installs it) and fail,
-# rather than skip, when it or the example's package is missing. Its own workspace and lock
-# file, built into the shared target directory as the store example is: the crates it shares
-# with the builds above are compiled once, and `cargo test` reuses the wheel build's
-# dependencies (same profile and features), compiling only the example's own crate again. No
-# clippy here: on a clean target it costs about 100 s more (its checks share nothing with the
-# build); run it by hand. Its stubs (examples/redis/python/asyncffi_redis/_exports.pyi) are
-# checked against the built library by its tests, and typed by `mypy` above.
-# The example has its own leak check and runs on asyncio: the root pytest.ini's plugin settings
-# (every loop, every counter) are the core suite's, not the example's.
-redis_example_suite() {
-    local status=0
-    python -m pip install --quiet --force-reinstall --no-deps "$WORK"/dist-redis/asyncffi_redis-*.whl \
-        && python -m pytest -q -p no:cacheprovider -o asyncffi_leaks=false -o asyncffi_loops= \
-            examples/redis/tests 2>&1 | tee "$WORK/redis.log" || status=$?
-    [ "$status" -eq 5 ] && echo "pytest collected no test of the Redis example: failing" >&2
-    if [ "$status" -eq 1 ] && rerun_failed python "$WORK/redis.log" "$WORK/redis.flaky"; then
-        echo "flaky, passed on a rerun: $(cat "$WORK/redis.flaky")"
-        FLAKY+=("Redis example: $(cat "$WORK/redis.flaky")")
-        status=0
+# The Rust workspace: formatting, lints, tests (no Python involved), the reference, packaging.
+rust_checks() {
+    (cd rust && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings \
+        && cargo test --release --quiet) || return 1
+    # The core's feature testing (and python, which it implies): lints and unit tests, no Python.
+    (cd rust && cargo clippy --release --all-targets --quiet --features asyncffi/testing -- -D warnings \
+        && cargo test --release --quiet -p asyncffi --lib --features testing -- python:: testing::) \
+        || return 1
+    # Both crates package for crates.io (metadata, include lists, the macros' exact version; the
+    # core is checked against the macros packaged beside it). No verify build: it compiles every
+    # dependency again in the dev profile (30 s of CPU); run without --no-verify by hand.
+    # The Rust reference (every public item documented: #![deny(missing_docs)]) builds clean.
+    (cd rust && RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet -p asyncffi -p asyncffi-macros \
+        --features asyncffi/testing) || return 1
+    (cd rust && cargo publish --dry-run --no-verify --allow-dirty --quiet -p asyncffi-macros -p asyncffi)
+}
+
+# Warnings are errors: a broken link or anchor, a page left out of the nav, a docstring griffe
+# cannot read. The site goes to $WORK/site. Its tools need Python 3.11+.
+reference_site() {
+    if python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        python -m pip install --quiet "$WHEEL[docs]"
+        NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir "$WORK/site"
+        echo "$WORK/site"
+    else
+        echo "python is $(python -c 'import sys; print(sys.version.split()[0])'), the site needs 3.11+: not run"
     fi
-    return "$status"
 }
-redis_example() {
-    rm -rf "$WORK/dist-redis"
-    (cd examples/redis && cargo fmt --check) \
-        && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m maturin build \
-            --release --quiet -m examples/redis/Cargo.toml --out "$WORK/dist-redis" \
-        && (cd examples/redis && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" \
-            cargo test --release --quiet) \
-        && with_stress_python redis_example_suite
+
+bench_quick() {
+    python -m pip install --quiet "$WHEEL[bench]" ./benchmarks/peers/pyo3_peer || return 1
+    python benchmarks/run.py --quick >"$WORK/bench-quick.log" 2>&1 \
+        || { cat "$WORK/bench-quick.log"; return 1; }
+    tail -n 12 "$WORK/bench-quick.log"
 }
-redis_example || FAILED_STEPS+=("Redis example")
-for script in scripts/fuzz.sh scripts/memcheck.sh; do
-    step "$script"
-    bash "$script" || FAILED_STEPS+=("$script")
+
+checks() {
+    step "Rust: fmt, clippy, tests (no Python involved)"
+    rust_checks || failed_step "Rust checks"
+
+    step "the reference site: mkdocs build --strict (mkdocs.yml, docs/, the package's docstrings)"
+    reference_site || failed_step "the reference site"
+
+    step "stress suite and the KeyboardInterrupt sweep, once, on Python $STRESS_PYTHON"
+    stress() {
+        local status=0
+        # Each swept point is bounded (ASYNCFFI_INTERRUPT_BOUND, 60 s): a hang fails with stacks.
+        python -m pytest -q -p no:cacheprovider -m "stress or interrupts" tests/stress \
+            tests/test_interrupts.py 2>&1 | tee "$WORK/stress.log" || status=$?
+        [ "$status" -eq 5 ] && echo "pytest collected no stress test: failing" >&2
+        if [ "$status" -eq 1 ] && rerun_failed python "$WORK/stress.log" "$WORK/stress.flaky"; then
+            echo "flaky, passed on a rerun: $(cat "$WORK/stress.flaky")"
+            flaky_step "stress: $(cat "$WORK/stress.flaky")"
+            status=0
+        fi
+        return "$status"
+    }
+    with_stress_python stress || failed_step "stress suite"
+
+    step "the project python -m asyncffi new writes: built (sharing the target) and its tests run, on Python $STRESS_PYTHON"
+    # Depends on this checkout's crate (--asyncffi-path); pip builds it with maturin as a user's
+    # `pip install .` does. Shares CARGO_TARGET_DIR and starts from rust/Cargo.lock, so only the
+    # core, the macros and the new crate compile.
+    scaffold() {
+        local status=0
+        CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m pytest -q \
+            -p no:cacheprovider -m scaffold tests/test_scaffold.py || status=$?
+        [ "$status" -eq 5 ] && echo "pytest collected no scaffold test: failing" >&2
+        return "$status"
+    }
+    with_stress_python scaffold || failed_step "scaffold"
+
+    step "the Redis example (examples/redis): its wheel (release), cargo test, its suite against redis-server on Python $STRESS_PYTHON"
+    # Its tests start their own redis-server (Debian's package; .ci/run installs it) and fail,
+    # rather than skip, when it or the example's package is missing. Its own workspace and lock
+    # file, built into the shared target directory as the store example is: the crates it shares
+    # with the builds above are compiled once, and `cargo test` reuses the wheel build's
+    # dependencies (same profile and features), compiling only the example's own crate again. No
+    # clippy here: on a clean target it costs about 100 s more (its checks share nothing with the
+    # build); run it by hand. Its stubs (examples/redis/python/asyncffi_redis/_exports.pyi) are
+    # checked against the built library by its tests, and typed by `mypy` above.
+    # The example has its own leak check and runs on asyncio: the root pytest.ini's plugin settings
+    # (every loop, every counter) are the core suite's, not the example's.
+    redis_example_suite() {
+        local status=0
+        python -m pip install --quiet --force-reinstall --no-deps "$WORK"/dist-redis/asyncffi_redis-*.whl \
+            && python -m pytest -q -p no:cacheprovider -o asyncffi_leaks=false -o asyncffi_loops= \
+                examples/redis/tests 2>&1 | tee "$WORK/redis.log" || status=$?
+        [ "$status" -eq 5 ] && echo "pytest collected no test of the Redis example: failing" >&2
+        if [ "$status" -eq 1 ] && rerun_failed python "$WORK/redis.log" "$WORK/redis.flaky"; then
+            echo "flaky, passed on a rerun: $(cat "$WORK/redis.flaky")"
+            flaky_step "Redis example: $(cat "$WORK/redis.flaky")"
+            status=0
+        fi
+        return "$status"
+    }
+    redis_example() {
+        rm -rf "$WORK/dist-redis"
+        (cd examples/redis && cargo fmt --check) \
+            && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" python -m maturin build \
+                --release --quiet -m examples/redis/Cargo.toml --out "$WORK/dist-redis" \
+            && (cd examples/redis && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/rust/target}" \
+                cargo test --release --quiet) \
+            && with_stress_python redis_example_suite
+    }
+    redis_example || failed_step "Redis example"
+    for script in scripts/fuzz.sh scripts/memcheck.sh; do
+        step "$script"
+        MEMCHECK_LINE_TABLES=0 bash "$script" || failed_step "$script"
+    done
+
+    step "benchmarks, quick mode (builds the pyo3-async-runtimes peer; proves the benchmark works)"
+    bench_quick || failed_step "benchmarks, quick mode"
+    step "checks done"
+}
+
+# --- the two lanes ----------------------------------------------------------------------------------
+
+# The full matrix runs on one interpreter (the stress suite's, else the first); the others run
+# the lean one (`--lean-matrix`, tests/conftest.py: no async-std variants, no test marked
+# interpreter_independent), full suite first since it is the longest.
+FULL_PYTHON=$(find_python "$STRESS_PYTHON")
+printf '%s\n' "${SUITE_PYTHONS[@]}" | grep -qxF "$FULL_PYTHON" || FULL_PYTHON=${SUITE_PYTHONS[0]}
+declare -a ORDER=("$FULL_PYTHON")
+for exe in "${SUITE_PYTHONS[@]}"; do
+    [ "$exe" = "$FULL_PYTHON" ] || ORDER+=("$exe")
 done
 
-step "benchmarks, quick mode (builds the pyo3-async-runtimes peer; proves the benchmark works)"
-python -m pip install --quiet "$WHEEL[bench]" ./benchmarks/peers/pyo3_peer
-python benchmarks/run.py --quick >"$WORK/bench-quick.log" 2>&1 \
-    || { cat "$WORK/bench-quick.log"; exit 1; }
-tail -n 12 "$WORK/bench-quick.log"
+# Runs the suites, JOBS at a time (in a subshell of their own: `wait -n` there waits for its
+# suites only, not for the checks lane).
+suites() {
+    local exe running=0
+    for exe in "${ORDER[@]}"; do
+        if [ "$running" -ge "$JOBS" ]; then
+            wait -n || true
+            running=$((running - 1))
+        fi
+        if [ "$exe" = "$FULL_PYTHON" ]; then
+            run_suite "$exe" "$@" &
+        else
+            run_suite "$exe" --lean-matrix "$@" &
+        fi
+        running=$((running + 1))
+    done
+    wait || true
+}
+
+step "pytest on ${#SUITE_PYTHONS[@]} interpreter(s), $JOBS at a time, against the installed wheel (the full matrix on $(suite_name "$FULL_PYTHON")), and the checks beside them"
+# The package lives in python/, which is not on sys.path: the installed wheel is tested. The
+# stress interpreter's venv is made first: both lanes use it.
+with_stress_python true
+rm -f "$WORK/checks.failed" "$WORK/checks.flaky"
+checks >"$WORK/checks.log" 2>&1 &
+checks_pid=$!
+(suites "$@")
+step "the suites are done; waiting for the checks ($WORK/checks.log)"
+wait "$checks_pid" || failed_step "the checks lane stopped early (status $?): see $WORK/checks.log"
+cat "$WORK/checks.log"
+
+declare -a NAMES=()
+for exe in "${ORDER[@]}"; do
+    NAMES+=("$(suite_name "$exe")")
+done
+for name in "${NAMES[@]}"; do
+    report_suite "$name"
+done
 
 step "results ($((SECONDS - START)) s in all; logs in $WORK)"
-for step_name in "${FAILED_STEPS[@]}"; do
-    echo "FAILED: $step_name"
-done
-for flaky in "${FLAKY[@]}"; do
-    echo "FLAKY (failed once, passed on a rerun): $flaky"
-done
+failed_checks=0
+if [ -s "$WORK/checks.failed" ]; then
+    failed_checks=1
+    sed 's/^/FAILED: /' "$WORK/checks.failed"
+fi
+[ -s "$WORK/checks.flaky" ] && sed 's/^/FLAKY (failed once, passed on a rerun): /' "$WORK/checks.flaky"
 # One line per interpreter, then the sum: "all: N passed, N failed, N skipped".
 suites=0
 python - "${NAMES[@]/#/$WORK/}" <<'EOF' || suites=1
@@ -394,4 +462,4 @@ for base in sys.argv[1:]:
 print("all: %d passed, %d failed, %d skipped" % tuple(total))
 sys.exit(1 if total[1] else 0)
 EOF
-[ "${#FAILED_STEPS[@]}" -eq 0 ] && exit "$suites" || exit 1
+[ "$failed_checks" -eq 0 ] && exit "$suites" || exit 1

@@ -49,6 +49,54 @@ WAKES = ["threadsafe", "fd"]
 LIVE = tuple(name for name in asyncffi.stats() if name.startswith("live_"))
 
 
+# --- the lean matrix ---------------------------------------------------------------------------
+#
+# `pytest --lean-matrix` leaves out what the interpreter cannot change, for the suites that run
+# beside the full one (CI runs the full suite on one interpreter, the lean one on the others):
+# the async-std variant of a test parametrized by runtime (the runtimes differ only in Rust: the
+# Python side sees the same C calls and the same completions from a worker thread, and tokio and
+# the loop runtime stay), and the tests marked `interpreter_independent` (a build, a generated
+# file's check, a pytest run of pytest). Every variant still runs on the full suite's interpreter.
+
+#: The parameters that name a runtime, and the runtime the lean matrix leaves out.
+RUNTIME_PARAMETERS = ("runtime", "rt")
+LEAN_SKIPS_RUNTIME = "async-std"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--lean-matrix",
+        action="store_true",
+        help="leave out the async-std variants and the interpreter-independent tests (the "
+        "full suite runs them on one interpreter)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "interpreter_independent: the same on every interpreter (a build, a generated file's "
+        "check, pytest running pytest): left out by --lean-matrix",
+    )
+
+
+def in_lean_matrix(item: pytest.Item) -> bool:
+    """Whether the lean matrix keeps this test."""
+    if item.get_closest_marker("interpreter_independent") is not None:
+        return False
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return all(params.get(name) != LEAN_SKIPS_RUNTIME for name in RUNTIME_PARAMETERS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    if not config.getoption("--lean-matrix"):
+        return
+    kept = [item for item in items if in_lean_matrix(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not in_lean_matrix(item)])
+        items[:] = kept
+
+
 @pytest.fixture(params=RUNTIMES)
 def runtime(request: pytest.FixtureRequest) -> str:
     return str(request.param)

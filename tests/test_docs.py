@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Dict, List
 
 import asyncffi
+import pytest
+
+#: Markdown sources, the same on every interpreter.
+pytestmark = pytest.mark.interpreter_independent
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

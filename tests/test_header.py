@@ -127,6 +127,7 @@ def test_declarations_and_the_header_share_one_signature() -> None:
     assert declaration(fn) == f"int32_t x_f(uint64_t self, {names}double out_data, void *out);"
 
 
+@pytest.mark.interpreter_independent  # a C compiler and a C program, no Python
 @pytest.mark.parametrize("std", ["c99", "c11", "c++11"])
 def test_the_header_compiles_with_the_core_header(std: str, tmp_path: Path) -> None:
     # Twice in one unit, as two headers of two libraries would include the core one; in C++
@@ -153,6 +154,7 @@ def test_the_header_compiles_with_the_core_header(std: str, tmp_path: Path) -> N
     assert (done.returncode, done.stderr) == (0, "")
 
 
+@pytest.mark.interpreter_independent  # a C compiler and a C program, no Python
 def test_a_c_program_calls_the_library_through_the_header(tmp_path: Path) -> None:
     source = tmp_path / "call.c"
     source.write_text(PROGRAM)

@@ -10,6 +10,10 @@ import pytest
 from asyncffi.pytest_plugin import assert_clean_exit, run_python
 from conftest import LOOPS
 
+# pytest running pytest, the same on every interpreter; the suite itself runs under the plugin
+# (pytest.ini) on each of them.
+pytestmark = pytest.mark.interpreter_independent
+
 LEAKY = """
 import pytest
 from asyncffi import demo
