@@ -253,6 +253,7 @@ fn buf(v: &Value) -> (Vec<u8>, usize) {
 
 #[test]
 fn scalars_travel_as_c_scalars() {
+    let _serial = common::serial();
     let port = Port::open();
     assert_eq!(
         port.call(|p, t| exports_add(p, t, 2, 40)),
@@ -317,6 +318,7 @@ fn integers_out_of_range_fail_the_call_naming_the_parameter() {
 
 #[test]
 fn text_bytes_and_containers_travel_encoded_both_ways() {
+    let _serial = common::serial();
     let port = Port::open();
     let (text, tn) = buf(&s("héllo"));
     let (raw, rn) = buf(&Value::Bytes(vec![1, 2, 3]));
@@ -407,6 +409,7 @@ fn wrong_types_are_type_errors() {
 
 #[test]
 fn options_default_to_none_with_an_empty_buffer() {
+    let _serial = common::serial();
     let port = Port::open();
     let (name, nn) = buf(&s("ann"));
     let null = std::ptr::null();
@@ -436,6 +439,7 @@ fn options_default_to_none_with_an_empty_buffer() {
 
 #[test]
 fn serde_types_cross_as_dicts_and_as_serde_renders_enums() {
+    let _serial = common::serial();
     let port = Port::open();
     let event = Value::Dict(vec![
         ("id".into(), Value::Int(7)),
@@ -474,6 +478,7 @@ fn serde_types_cross_as_dicts_and_as_serde_renders_enums() {
 
 #[test]
 fn errors_carry_their_kind() {
+    let _serial = common::serial();
     let port = Port::open();
     let (why, wn) = buf(&s("because"));
     let got = port.call(|p, t| unsafe { exports_fails_display(p, t, why.as_ptr(), wn) });
@@ -555,6 +560,7 @@ fn sync_functions_answer_at_once() {
 
 #[test]
 fn streams_yield_converted_items_and_end_with_errors() {
+    let _serial = common::serial();
     let port = Port::open();
     let (items, end) = port.stream(|p, t| exports_squares(p, t, 4, 0));
     assert_eq!(items, [0, 1, 4, 9].map(Value::Int));
@@ -582,6 +588,7 @@ fn streams_yield_converted_items_and_end_with_errors() {
 
 #[test]
 fn callables_are_adopted_from_their_handle_and_called() {
+    let _serial = common::serial();
     let port = Port::open();
     let mut calls = Vec::new();
     let got = port.call_answering(|p, t| exports_for_each(p, t, 77, 3), &mut |c| {
@@ -614,6 +621,7 @@ fn callables_are_adopted_from_their_handle_and_called() {
 
 #[test]
 fn the_loop_runtime_is_polled_by_the_loop() {
+    let _serial = common::serial();
     let port = Port::open();
     assert_eq!(
         port.call(|p, t| exports_on_loop(p, t, 41)),
@@ -623,6 +631,7 @@ fn the_loop_runtime_is_polled_by_the_loop() {
 
 #[test]
 fn handle_parameters_need_a_live_port() {
+    let _serial = common::serial();
     let closed = Port::open().0; // closed again when the guard drops here
     let got = exports_count_items(closed, 1, 9, 0);
     assert_eq!(got, asyncffi::AffiStatus::ErrClosed as i64);

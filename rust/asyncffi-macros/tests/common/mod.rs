@@ -13,7 +13,8 @@ use asyncffi::ffi::{
 use asyncffi::port::{AffiCompletion, AffiOutcome, AffiRequest, AffiTag, AffiWake};
 use asyncffi::{codec, Value};
 
-/// Tests that read the global counters run one at a time.
+/// One test at a time: the live counters are global to the process, so a test that compares
+/// them before and after needs every other test of its binary to hold this lock too.
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
