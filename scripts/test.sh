@@ -128,7 +128,10 @@ built="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release"
 [ -f "$built/rust-app" ] || { echo "the example was not built at $built/rust-app" >&2; exit 1; }
 # The harness: the newest test binary of the example (cargo names it with a hash).
 harness=$(ls -t "$built"/deps/rust_app_harness-* | grep -v '\.d$' | head -n 1)
-cp "$built/rust-app" "$WORK/bin/rust-app"
+# The program and its two other binaries (src/bin), which the tests find beside it.
+for program in rust-app rust-app-plain rust-app-bench; do
+    cp "$built/$program" "$WORK/bin/$program"
+done
 cp "$harness" "$WORK/bin/rust-app-harness"
 export ASYNCFFI_RUST_APP="$WORK/bin/rust-app" ASYNCFFI_RUST_APP_HARNESS="$WORK/bin/rust-app-harness"
 echo "$ASYNCFFI_RUST_APP"
