@@ -128,9 +128,9 @@ built="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release"
 [ -f "$built/rust-app" ] || { echo "the example was not built at $built/rust-app" >&2; exit 1; }
 # The harness: the newest test binary of the example (cargo names it with a hash).
 harness=$(ls -t "$built"/deps/rust_app_harness-* | grep -v '\.d$' | head -n 1)
-# The program and its two other binaries (src/bin), which the tests find beside it.
-for program in rust-app rust-app-plain rust-app-bench; do
-    cp "$built/$program" "$WORK/bin/$program"
+# The program and its other binaries (src/bin), which the tests find beside it.
+for program in "$built"/rust-app "$built"/rust-app-*; do
+    [ -f "$program" ] && [ -x "$program" ] && cp "$program" "$WORK/bin/"
 done
 cp "$harness" "$WORK/bin/rust-app-harness"
 export ASYNCFFI_RUST_APP="$WORK/bin/rust-app" ASYNCFFI_RUST_APP_HARNESS="$WORK/bin/rust-app-harness"
