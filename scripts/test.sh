@@ -130,7 +130,7 @@ built="${CARGO_TARGET_DIR:-$ROOT/rust/target}/release"
 harness=$(ls -t "$built"/deps/rust_app_harness-* | grep -v '\.d$' | head -n 1)
 # The program and its other binaries (src/bin), which the tests find beside it.
 for program in "$built"/rust-app "$built"/rust-app-*; do
-    [ -f "$program" ] && [ -x "$program" ] && cp "$program" "$WORK/bin/"
+    if [ -f "$program" ] && [ -x "$program" ]; then cp "$program" "$WORK/bin/"; fi
 done
 cp "$harness" "$WORK/bin/rust-app-harness"
 export ASYNCFFI_RUST_APP="$WORK/bin/rust-app" ASYNCFFI_RUST_APP_HARNESS="$WORK/bin/rust-app-harness"
