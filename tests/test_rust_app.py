@@ -119,6 +119,22 @@ def test_a_python_exception_is_printed_with_its_traceback_and_exits_1(
 
 
 @needs_cpython
+def test_a_python_coroutine_s_exception_is_printed_from_the_coroutine_and_exits_1(
+    program: tuple[str, List[str]],
+) -> None:
+    app, progress = program
+    done = run(app, "pyasyncerr")
+    assert done.returncode == 1
+    # The coroutine ran as a task of its own: its frame is the first, and the only one.
+    assert lines(done.stderr) == [
+        "Traceback (most recent call last):",
+        '  File "<failing>", line 2, in fail',
+        "ValueError: raised by a coroutine",
+    ]
+    assert lines(done.stdout) == [*progress, NO_LEAK]
+
+
+@needs_cpython
 def test_a_panic_prints_its_message_and_exits_101(program: tuple[str, List[str]]) -> None:
     app, progress = program
     done = run(app, "panic")

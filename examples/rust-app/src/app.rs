@@ -3,7 +3,7 @@
 //! (`python/rust_app_jobs.py`), which calls back into `progress`, exported below.
 //!
 //! The mode (the program's first argument) chooses how the main ends: `ok` (or none), `err`,
-//! `pyerr`, `panic`, `sleep` (in flight until SIGINT), `start` (start-up and exit only).
+//! `pyerr` (a Python function raises), `pyasyncerr` (a Python coroutine raises), `panic`, `sleep` (in flight until SIGINT), `start` (start-up and exit only).
 
 use asyncffi::python;
 
@@ -38,6 +38,12 @@ pub async fn app(mode: String) -> asyncffi::Result<()> {
                 .attr("loads")?
                 .call(("{not json",))
                 .await?;
+            Ok(())
+        }
+        "pyasyncerr" => {
+            let source = "async def fail():\n    raise ValueError('raised by a coroutine')\n";
+            let failing = python::module_from_code("failing", source).await?;
+            failing.attr("fail")?.call(()).await?;
             Ok(())
         }
         "panic" => panic!("the app panicked"),

@@ -2,9 +2,9 @@
 //! default runtime), Python's event loop (uvloop's) runs on the main thread; the main awaits
 //! `asyncio.sleep` and a Python module shipped beside it (see `app.rs`).
 //!
-//! `rust-app [ok|err|pyerr|panic|sleep|start]` chooses how the main ends (the tests use each);
-//! `rust-app-tokio` is the same program with `runtime = "tokio"`. The plain-function form of
-//! `#[asyncffi::main]` is `asyncffi::python::run(config, future)` (`rust-app-plain`).
+//! `rust-app [ok|err|pyerr|pyasyncerr|panic|sleep|start]` chooses how the main ends (the tests
+//! use each); `rust-app-tokio` is the same program with `runtime = "tokio"`. The plain-function
+//! form of `#[asyncffi::main]` is `asyncffi::python::run(config, future)` (`rust-app-plain`).
 
 mod app;
 
