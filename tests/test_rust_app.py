@@ -21,6 +21,7 @@ needs_cpython = pytest.mark.skipif(not CPYTHON, reason="the host embeds CPython'
 
 PROGRESS = [
     "slept",
+    "main on main",  # the default runtime: the main is polled on the event loop's thread
     "progress 1/3",
     "progress 2/3",
     "progress 3/3",
@@ -47,6 +48,22 @@ def app() -> str:
     return path
 
 
+#: The example program by the runtime of its main: the default (``rust-app``, no runtime
+#: chosen) and ``runtime = "tokio"`` (``rust-app-tokio``, whose main resumes on tokio's workers).
+PROGRAMS = {
+    "default": ("rust-app", "main on main"),
+    "tokio": ("rust-app-tokio", "main on asyncffi-tokio"),
+}
+
+
+@pytest.fixture(params=sorted(PROGRAMS), scope="module")
+def program(request: pytest.FixtureRequest, app: str) -> tuple[str, List[str]]:
+    """The example program on each runtime, and the output of its work on that runtime."""
+    name, thread = PROGRAMS[request.param]
+    progress = [thread if line == "main on main" else line for line in PROGRESS]
+    return os.path.join(os.path.dirname(app), name), progress
+
+
 def environment(python: str = sys.executable) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["ASYNCFFI_PYTHON"] = python
@@ -71,41 +88,66 @@ def lines(text: str) -> List[str]:
 
 
 @needs_cpython
-def test_ok_exits_0_with_the_output_of_rust_and_python(app: str) -> None:
+def test_ok_exits_0_with_the_output_of_rust_and_python(program: tuple[str, List[str]]) -> None:
+    app, progress = program
     done = run(app)
     assert (done.returncode, done.stderr) == (0, "")
-    assert lines(done.stdout) == [*PROGRESS, NO_LEAK]
+    assert lines(done.stdout) == [*progress, NO_LEAK]
 
 
 @needs_cpython
-def test_a_rust_error_is_printed_with_its_kind_and_exits_1(app: str) -> None:
+def test_a_rust_error_is_printed_with_its_kind_and_exits_1(program: tuple[str, List[str]]) -> None:
+    app, progress = program
     done = run(app, "err")
     assert done.returncode == 1
     assert done.stderr == "Error: app: the work failed\n"
-    assert lines(done.stdout) == [*PROGRESS, NO_LEAK]
+    assert lines(done.stdout) == [*progress, NO_LEAK]
 
 
 @needs_cpython
-def test_a_python_exception_is_printed_with_its_traceback_and_exits_1(app: str) -> None:
+def test_a_python_exception_is_printed_with_its_traceback_and_exits_1(
+    program: tuple[str, List[str]],
+) -> None:
+    app, progress = program
     done = run(app, "pyerr")
     assert done.returncode == 1
     assert done.stderr.startswith("Traceback (most recent call last):\n")
     assert "json.decoder.JSONDecodeError: Expecting property name" in done.stderr
     # The traceback starts in the code that raised, not in the loop or asyncffi.
     assert lines(done.stderr)[1].startswith(f'  File "{json.__file__}", line ')
-    assert lines(done.stdout) == [*PROGRESS, NO_LEAK]
+    assert lines(done.stdout) == [*progress, NO_LEAK]
 
 
 @needs_cpython
-def test_a_panic_prints_its_message_and_exits_101(app: str) -> None:
+def test_a_python_coroutine_s_exception_is_printed_from_the_coroutine_and_exits_1(
+    program: tuple[str, List[str]],
+) -> None:
+    app, progress = program
+    done = run(app, "pyasyncerr")
+    assert done.returncode == 1
+    # The coroutine ran as a task of its own: its frame is the first, and the only one.
+    assert lines(done.stderr) == [
+        "Traceback (most recent call last):",
+        '  File "<failing>", line 2, in fail',
+        "ValueError: raised by a coroutine",
+    ]
+    assert lines(done.stdout) == [*progress, NO_LEAK]
+
+
+@needs_cpython
+def test_a_panic_prints_its_message_and_exits_101(program: tuple[str, List[str]]) -> None:
+    app, progress = program
     done = run(app, "panic")
     assert done.returncode == 101
     assert done.stderr == "panic: the app panicked\n"
-    assert lines(done.stdout) == [*PROGRESS, NO_LEAK]
+    assert lines(done.stdout) == [*progress, NO_LEAK]
 
 
 @needs_cpython
-def test_sigint_cancels_the_main_with_python_work_in_flight_and_exits_130(app: str) -> None:
+def test_sigint_cancels_the_main_with_python_work_in_flight_and_exits_130(
+    program: tuple[str, List[str]],
+) -> None:
+    app, progress = program
     proc = subprocess.Popen(
         [app, "sleep"],
         env=environment(),
@@ -120,7 +162,7 @@ def test_sigint_cancels_the_main_with_python_work_in_flight_and_exits_130(app: s
             seen.append(line.rstrip("\n"))
             if line == "sleeping\n":
                 break
-        assert seen == [*PROGRESS, "sleeping"]
+        assert seen == [*progress, "sleeping"]
         time.sleep(0.2)  # the 60 s asyncio.sleep is in flight
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -336,10 +378,11 @@ def test_the_harness_times_out_a_test_and_runs_ignored_ones_on_request(harness: 
 
 
 @needs_cpython
-@pytest.mark.parametrize("runtime", ["tokio", "loop"])
-def test_the_benchmark_program_awaits_python_on_either_runtime(app: str, runtime: str) -> None:
-    """``rust-app-bench`` (benchmarks/rust_awaits_python.py): the Rust main on tokio or on the
-    ``loop`` runtime awaits a Python coroutine one call after another and 1,000 at a time."""
+@pytest.mark.parametrize("runtime", ["default", "tokio", "loop"])
+def test_the_benchmark_program_awaits_python_on_each_runtime(app: str, runtime: str) -> None:
+    """``rust-app-bench`` (benchmarks/rust_awaits_python.py): the Rust main on the default
+    runtime, tokio or ``loop`` awaits a Python coroutine one call after another and 1,000 at a
+    time."""
     bench = os.path.join(os.path.dirname(app), "rust-app-bench")
     for mode, n, total in (("seq", "100", 4950), ("conc", "2000", 2 * 499500)):
         done = run(bench, runtime, mode, n, "1")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import json
 import signal
 import sys
@@ -81,16 +80,16 @@ def _resolve(module: str, attrs: List[str]) -> Any:
     return obj
 
 
-async def invoke(
+def invoke(
     module: str, attrs: List[str], call: bool, args: List[Any], kwargs: Dict[str, Any]
 ) -> Any:
     """What the Rust main asks of Python: ``module.attrs...``, called with ``args`` and
-    ``kwargs`` if ``call``; an awaitable result is awaited."""
+    ``kwargs`` if ``call``. Lent to Rust as a callable, so an awaitable result is awaited by
+    the port, as a task of the loop (a coroutine is that task itself, with no wrapper around
+    it), and any other result answers the call at once."""
     result = _resolve(module, attrs)
     if call:
-        result = result(*args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
+        return result(*args, **kwargs)
     return result
 
 
@@ -132,19 +131,26 @@ def _finish(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _report(exc: BaseException) -> int:
+def _package(frame: types.FrameType) -> str:
+    """The top-level package of the module whose code ``frame`` runs."""
+    name = frame.f_globals.get("__name__")
+    return name.partition(".")[0] if isinstance(name, str) else ""
+
+
+def _report(exc: BaseException, loop: asyncio.AbstractEventLoop) -> int:
     if isinstance(exc, RustPanic):
         print(f"panic: {exc}", file=sys.stderr)
         return 101
     if isinstance(exc, RustError):
         print(f"Error: {exc.kind}: {exc}", file=sys.stderr)
         return 1
-    # From the frame the Rust main called (below ``invoke``): not the loop's, not asyncffi's.
+    # From the code the Rust main called: the frames before it are the loop's, asyncio's and
+    # asyncffi's (``invoke`` for a function, none for a coroutine, run as a task of its own).
+    internal = {"asyncffi", "asyncio", type(loop).__module__.partition(".")[0]}
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code is not invoke.__code__:
+    while tb is not None and _package(tb.tb_frame) in internal:
         tb = tb.tb_next
-    start = tb.tb_next if tb is not None and tb.tb_next is not None else exc.__traceback__
-    traceback.print_exception(type(exc), exc, start)
+    traceback.print_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
     return 1
 
 
@@ -185,7 +191,7 @@ def main(config_json: str) -> int:
         except asyncio.CancelledError:
             status = 130 if interrupted else 1
         except BaseException as exc:  # every failure is an exit status
-            status = _report(exc)
+            status = _report(exc, loop)
         finally:
             loop.remove_signal_handler(signal.SIGINT)
     finally:

@@ -23,6 +23,7 @@ cancelled and queued payloads freed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import gc
@@ -31,6 +32,7 @@ import itertools
 import sys
 import threading
 import weakref
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 from ._closing import on_close, run_close_hooks
@@ -480,11 +482,14 @@ class Port:
         task: Optional[asyncio.Future[Any]] = None
         try:
             result = run(fn, *args)
-            if not inspect.isawaitable(result):
+            # The port's loop, given explicitly: under trio it is the run's host (``_trio``).
+            if type(result) is CoroutineType:  # the common case: a task of the loop at once
+                task = run(self.loop_ref().create_task, result)  # type: ignore[union-attr]
+            elif inspect.isawaitable(result):
+                task = run(asyncio.ensure_future, result, loop=self.loop_ref())
+            else:
                 self._answer_value(call_id, result)
                 return
-            # The port's loop, given explicitly: under trio it is the run's host (``_trio``).
-            task = run(asyncio.ensure_future, result, loop=self.loop_ref())
             if task is not result:  # a task of ours: never reported as destroyed pending
                 task._log_destroy_pending = False  # type: ignore[union-attr]
         except BaseException as exc:
@@ -557,10 +562,20 @@ class Port:
 
     def _answered(self, status: int) -> None:
         """After an answer: 1 means it resumed a Rust task polled on this loop (the ``loop``
-        runtime) and queued work without waking the loop, which drains it here instead, at
-        once (an answer given during a drain never returns 1: that drain goes on anyway)."""
+        runtime) and queued work without waking the loop, which drains it here instead (an
+        answer given during a drain never returns 1: that drain goes on anyway).
+
+        At once, unless other callbacks are due in this turn of the loop (asyncio's queue of
+        ready callbacks holds more than this call's second done callback): those are most
+        often the answers of other calls, resuming the same Rust task, so the drain is left
+        for the end of the turn, where one poll of that task serves them all. A lone answer
+        is never delayed, nor is any answer on a loop without that queue (uvloop, trio)."""
         if status == 1 and not self.closed:
-            self.drain()
+            ready = getattr(self.loop_ref(), "_ready", None)
+            if type(ready) is not collections.deque or len(ready) <= 1:
+                self.drain()
+            else:
+                self._drain_later()
 
     def close(self) -> None:
         """Closes the port: cancels its Rust tasks and frees what is queued. Idempotent."""

@@ -27,12 +27,15 @@ use object::object_shims;
 use options::Options;
 
 /// Runs `async fn main` with Python (the core's feature `python`): the interpreter is found
-/// at run time, its event loop runs on the main thread, `main` on the runtime. `main` returns
-/// `()` or `asyncffi::Result<()>`; the process exits as `asyncffi::python::run` says.
+/// at run time, its event loop runs on the main thread, and `main` is polled on that thread
+/// (no thread hop per call to Python) unless another runtime is chosen. `main` returns `()` or
+/// `asyncffi::Result<()>`; the process exits as `asyncffi::python::run` says.
 ///
-/// Options: `runtime = "tokio" | "async-std"`, `loop_factory = "uvloop"` (or
-/// `"module:function"`), `python = "..."` (the interpreter), `path = "..."` (a `sys.path`
-/// entry).
+/// Options: `runtime = "loop"` (the default: polled on the event loop's thread, inside tokio's
+/// context, so `tokio::spawn`, timers and `spawn_blocking` work) `| "tokio"` (on a tokio worker:
+/// for a main that computes between its awaits, which would otherwise block the loop) `|
+/// "async-std"`, `loop_factory = "uvloop"` (or `"module:function"`), `python = "..."` (the
+/// interpreter), `path = "..."` (a `sys.path` entry).
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
     let result = syn::parse(item).and_then(|func| main_fn::generate(attr.into(), func));

@@ -4,7 +4,8 @@
 //!
 //! `rust-app-bench RUNTIME start`: start and exit. `rust-app-bench RUNTIME seq N ROUNDS` /
 //! `... conc N ROUNDS`: each round awaits N calls (sequentially, or in batches of 1,000
-//! joined) and prints the nanoseconds per await. RUNTIME (`tokio`, `loop`) runs the Rust main.
+//! joined) and prints the nanoseconds per await. RUNTIME runs the Rust main: `default` (no
+//! runtime chosen, as most programs), `loop` or `tokio`.
 
 use std::time::Instant;
 
@@ -48,14 +49,20 @@ async fn bench(mode: &str, n: usize, rounds: usize) -> asyncffi::Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // No runtime chosen: the default, as a program that says nothing gets.
     let runtime = match args.get(1).map(String::as_str) {
-        Some("loop") => Runtime::Loop,
-        _ => Runtime::Tokio,
+        Some("loop") => Some(Runtime::Loop),
+        Some("tokio") => Some(Runtime::Tokio),
+        Some("default") => None,
+        other => panic!("unknown runtime {other:?}: expected default, loop or tokio"),
     };
     let mode = args.get(2).cloned().unwrap_or_else(|| "start".into());
     let n = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let rounds = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let config = python::Config::new().runtime(runtime);
+    let config = match runtime {
+        Some(runtime) => python::Config::new().runtime(runtime),
+        None => python::Config::new(),
+    };
     std::process::exit(python::run(config, async move {
         if mode == "start" {
             return Ok(());

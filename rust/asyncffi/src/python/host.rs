@@ -44,7 +44,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             python: None,
-            runtime: Runtime::Tokio,
+            runtime: Runtime::Loop,
             loop_factory: None,
             path: Vec::new(),
             finalize_timeout: Duration::from_secs(5),
@@ -53,7 +53,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The defaults: the interpreter found at run time, tokio, asyncio's default loop.
+    /// The defaults: the interpreter found at run time, the main polled on the event loop's
+    /// thread (`Runtime::Loop`), asyncio's default loop.
     pub fn new() -> Self {
         Self::default()
     }
@@ -65,8 +66,15 @@ impl Config {
         self
     }
 
-    /// The runtime of the Rust main: tokio (the default), async-std, or `Runtime::Loop` (polled
-    /// on the event loop's thread inside tokio's context: no thread hop per call to Python).
+    /// The runtime of the Rust main: `Runtime::Loop` (the default), `Runtime::Tokio` or
+    /// `Runtime::AsyncStd`.
+    ///
+    /// On `Loop` the main is polled on the event loop's thread, inside tokio's context: no
+    /// thread hop per call to Python (the fastest way to await Python), and `tokio::spawn`,
+    /// tokio's timers, IO and `spawn_blocking` work as usual. But while the main runs Rust
+    /// code between two awaits, the event loop waits for it. Choose `Runtime::Tokio` (the main
+    /// on a tokio worker thread) for a main that computes between its awaits, or move that
+    /// work to `tokio::task::spawn_blocking`.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = runtime;
         self

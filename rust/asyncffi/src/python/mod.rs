@@ -1,6 +1,7 @@
 //! Rust programs that run Python (feature `python`): the program starts a CPython found at run
 //! time (no PyO3, no libpython at link time), Python's event loop runs on the main thread, the
-//! Rust main on tokio or async-std, and the Rust main reaches Python objects by import path.
+//! Rust main is polled on that same thread by default (`Runtime::Loop`; tokio or async-std on
+//! request, see [`Config::runtime`]), and the Rust main reaches Python objects by import path.
 //!
 //! ```no_run
 //! let status = asyncffi::python::run(asyncffi::python::Config::new(), async {
