@@ -321,6 +321,44 @@ def breakdown(
     return lines
 
 
+_PROFILE = """
+import cProfile, json, pstats, sys
+sys.path.insert(0, sys.argv[1])
+import callgrind_calls
+profile = cProfile.Profile()
+profile.runcall(callgrind_calls.main, sys.argv[2], int(sys.argv[3]))
+stats = pstats.Stats(profile).stats
+counts = {f"{path}:{line}({name})": calls[1] for (path, line, name), calls in stats.items()}
+print(json.dumps(counts))
+"""
+
+
+def python_calls(python: str, op: str, n1: int, n2: int) -> Dict[str, float]:
+    """Python-level calls per operation of ``op`` (``cProfile``, no callgrind; the difference
+    of two runs): which Python functions of the remainder run, and how often."""
+
+    def count(n: int) -> Dict[str, int]:
+        out = subprocess.run(
+            [python, "-c", _PROFILE, str(HERE), op, str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        counts: Dict[str, int] = json.loads(out.splitlines()[-1])
+        return counts
+
+    first, second = count(n1), count(n2)
+    calls = {name: per_op(first.get(name, 0), value, n1, n2) for name, value in second.items()}
+    return {name: value for name, value in calls.items() if value >= 0.5}
+
+
+def _short(name: str) -> str:
+    """``/long/path/asyncio/tasks.py:721(gather)`` -> ``asyncio/tasks.py:721(gather)``."""
+    path, _, rest = name.partition(":")
+    parts = Path(path).parts
+    return "/".join(parts[-2:]) + (":" + rest if rest else "")
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 
@@ -431,6 +469,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 {"stage": name, "per_call": value, "functions": matched}
                 for name, value, matched in stages
             ]
+            calls = python_calls(args.python, "gather-echo", echo.n1, echo.n2)
+            print("\nPython functions called per gathered call (cProfile, without callgrind)\n")
+            print("| calls per call | function |\n|---|---|")
+            for name, value in sorted(calls.items(), key=lambda kv: (-kv[1], kv[0])):
+                print(f"| {value:.2f} | {_short(name)} |")
+            report["python_calls"] = calls
         if args.json:
             args.json.write_text(json.dumps(report, indent=2) + "\n")
     finally:
