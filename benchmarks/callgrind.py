@@ -93,7 +93,7 @@ ROWS: Dict[str, Row] = {
 DEFAULT_ROWS = ("gather-echo", "gather-floor", "gather-peer", "gather-sleep",
                 "gather-peer-sleep", "echo")  # fmt: skip
 #: The row each row's peer ratio is taken against.
-PEER_OF = {"gather-echo": "gather-peer", "gather-sleep": "gather-peer-sleep", "echo": "gather-peer"}
+PEER_OF = {"gather-echo": "gather-peer", "gather-sleep": "gather-peer-sleep"}
 FLOOR = "gather-floor"
 
 
@@ -354,6 +354,7 @@ def python_calls(python: str, op: str, n1: int, n2: int) -> Dict[str, float]:
 
 def _short(name: str) -> str:
     """``/long/path/asyncio/tasks.py:721(gather)`` -> ``asyncio/tasks.py:721(gather)``."""
+    name = re.sub(r" at 0x[0-9a-f]+", "", name)
     path, _, rest = name.partition(":")
     parts = Path(path).parts
     return "/".join(parts[-2:]) + (":" + rest if rest else "")
