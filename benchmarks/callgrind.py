@@ -2,8 +2,8 @@
 counted by valgrind's callgrind: deterministic enough to compare two builds, or two systems,
 on a shared machine where wall-clock timings are not.
 
-    python benchmarks/callgrind.py               # every row, full sizes (about 15 minutes)
-    python benchmarks/callgrind.py --quick       # small sizes (under 3 minutes)
+    python benchmarks/callgrind.py               # every row, full sizes (about 20 minutes)
+    python benchmarks/callgrind.py --quick       # small sizes (about 3 minutes on 2 idle cores)
     python benchmarks/callgrind.py --breakdown   # and where a gathered echo's instructions go
     python benchmarks/callgrind.py --rows echo,add --n1 2000 --n2 6000 --json out.json
 
@@ -73,19 +73,19 @@ class Row:
 ROWS: Dict[str, Row] = {
     row.op: row
     for row in (
-        Row("gather-echo", "gather of demo.echo(None)", (10_000, 50_000), (500, 2_500)),
-        Row("gather-floor", "gather, bare asyncio floor", (10_000, 50_000), (500, 2_500)),
-        Row("gather-peer", "gather, pyo3-async-runtimes", (2_000, 10_000), (200, 1_000), peer=True),
-        Row("gather-sleep", "gather of demo.sleep(1 ms)", (10_000, 50_000), (500, 2_500)),
+        Row("gather-echo", "gather of demo.echo(None)", (10_000, 50_000), (200, 1_000)),
+        Row("gather-floor", "gather, bare asyncio floor", (10_000, 50_000), (200, 1_000)),
+        Row("gather-peer", "gather, pyo3-async-runtimes", (2_000, 10_000), (100, 500), peer=True),
+        Row("gather-sleep", "gather of demo.sleep(1 ms)", (10_000, 50_000), (200, 1_000)),
         Row(
             "gather-peer-sleep",
             "gather of sleep(1 ms), pyo3-async-runtimes",
             (2_000, 10_000),
-            (200, 1_000),
+            (100, 500),
             peer=True,
         ),
-        Row("echo", "await demo.echo(None), one at a time", (10_000, 50_000), (500, 2_500)),
-        Row("add", "await demo.add(i, 1), one at a time", (10_000, 50_000), (500, 2_500)),
+        Row("echo", "await demo.echo(None), one at a time", (10_000, 50_000), (200, 1_000)),
+        Row("add", "await demo.add(i, 1), one at a time", (10_000, 50_000), (200, 1_000)),
         Row("gather-one", "gather of testlib_scale, one library", (3_000, 9_000), (500, 2_500)),
         Row("gather-two", "gather of testlib_scale, two libraries", (3_000, 9_000), (500, 2_500)),
     )
@@ -390,7 +390,7 @@ def table(results: List[Measured]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (about 3 minutes)")
     parser.add_argument("--rows", help=f"comma-separated, of: {', '.join(ROWS)}")
     parser.add_argument("--n1", type=int, help="the smaller count, for every row")
     parser.add_argument("--n2", type=int, help="the larger count, for every row")
