@@ -17,7 +17,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not on PATH")
+# The counting and parsing are the same on every interpreter: run on one (--lean-matrix).
+pytestmark = [
+    pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not on PATH"),
+    pytest.mark.interpreter_independent,
+]
 
 # The main thread starts a second one (a file of its own), then adds up N numbers in a loop.
 SNIPPET = """
