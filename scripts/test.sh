@@ -268,7 +268,7 @@ with_stress_python() {
 # --- the checks beside the suites -----------------------------------------------------------------
 #
 # What needs the toolchains or one interpreter (Rust lints and tests, the reference site, the
-# stress suite, the scaffolded project, the Redis example, fuzzing, memcheck, the benchmark in
+# scaffolded project, the Redis example, fuzzing, memcheck, the benchmark in
 # quick mode) runs as one lane beside the suites, which mostly wait on timers, sleeps and
 # subprocesses. A failed check is written to checks.failed, a check whose tests passed only on
 # their rerun to checks.flaky; the lane's output goes to checks.log, printed once it is done.
@@ -318,22 +318,6 @@ checks() {
 
     step "the reference site: mkdocs build --strict (mkdocs.yml, docs/, the package's docstrings)"
     reference_site || failed_step "the reference site"
-
-    step "stress suite and the KeyboardInterrupt sweep, once, on Python $STRESS_PYTHON"
-    stress() {
-        local status=0
-        # Each swept point is bounded (ASYNCFFI_INTERRUPT_BOUND, 60 s): a hang fails with stacks.
-        python -m pytest -q -p no:cacheprovider -m "stress or interrupts" tests/stress \
-            tests/test_interrupts.py 2>&1 | tee "$WORK/stress.log" || status=$?
-        [ "$status" -eq 5 ] && echo "pytest collected no stress test: failing" >&2
-        if [ "$status" -eq 1 ] && rerun_failed python "$WORK/stress.log" "$WORK/stress.flaky"; then
-            echo "flaky, passed on a rerun: $(cat "$WORK/stress.flaky")"
-            flaky_step "stress: $(cat "$WORK/stress.flaky")"
-            status=0
-        fi
-        return "$status"
-    }
-    with_stress_python stress || failed_step "stress suite"
 
     step "the project python -m asyncffi new writes: built (sharing the target) and its tests run, on Python $STRESS_PYTHON"
     # Depends on this checkout's crate (--asyncffi-path); pip builds it with maturin as a user's
@@ -392,6 +376,26 @@ checks() {
     step "checks done"
 }
 
+# The stress suite and the KeyboardInterrupt sweep, once, on the stress interpreter: a job of
+# the suites' queue (it waits as they do), its output in stress-job.log.
+stress() {
+    local status=0
+    # Each swept point is bounded (ASYNCFFI_INTERRUPT_BOUND, 60 s): a hang fails with stacks.
+    python -m pytest -q -p no:cacheprovider -m "stress or interrupts" tests/stress \
+        tests/test_interrupts.py 2>&1 | tee "$WORK/stress.log" || status=$?
+    [ "$status" -eq 5 ] && echo "pytest collected no stress test: failing" >&2
+    if [ "$status" -eq 1 ] && rerun_failed python "$WORK/stress.log" "$WORK/stress.flaky"; then
+        echo "flaky, passed on a rerun: $(cat "$WORK/stress.flaky")"
+        flaky_step "stress: $(cat "$WORK/stress.flaky")"
+        status=0
+    fi
+    return "$status"
+}
+stress_job() {
+    step "stress suite and the KeyboardInterrupt sweep, once, on Python $STRESS_PYTHON"
+    with_stress_python stress || failed_step "stress suite"
+}
+
 # --- the two lanes ----------------------------------------------------------------------------------
 
 # The full matrix runs on one interpreter (the stress suite's, else the first); the others run
@@ -399,7 +403,7 @@ checks() {
 # interpreter_independent), full suite first since it is the longest.
 FULL_PYTHON=$(find_python "$STRESS_PYTHON")
 printf '%s\n' "${SUITE_PYTHONS[@]}" | grep -qxF "$FULL_PYTHON" || FULL_PYTHON=${SUITE_PYTHONS[0]}
-declare -a ORDER=("$FULL_PYTHON")
+declare -a ORDER=("$FULL_PYTHON" stress)
 for exe in "${SUITE_PYTHONS[@]}"; do
     [ "$exe" = "$FULL_PYTHON" ] || ORDER+=("$exe")
 done
@@ -413,7 +417,9 @@ suites() {
             wait -n || true
             running=$((running - 1))
         fi
-        if [ "$exe" = "$FULL_PYTHON" ]; then
+        if [ "$exe" = stress ]; then
+            stress_job >"$WORK/stress-job.log" 2>&1 &
+        elif [ "$exe" = "$FULL_PYTHON" ]; then
             run_suite "$exe" "$@" &
         else
             run_suite "$exe" --lean-matrix "$@" &
@@ -435,8 +441,9 @@ step "the suites are done; waiting for the checks ($WORK/checks.log)"
 wait "$checks_pid" || failed_step "the checks lane stopped early (status $?): see $WORK/checks.log"
 cat "$WORK/checks.log"
 
+cat "$WORK/stress-job.log"
 declare -a NAMES=()
-for exe in "${ORDER[@]}"; do
+for exe in "${SUITE_PYTHONS[@]}"; do
     NAMES+=("$(suite_name "$exe")")
 done
 for name in "${NAMES[@]}"; do
