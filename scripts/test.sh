@@ -374,6 +374,7 @@ checks() {
     step "benchmarks, quick mode (builds the pyo3-async-runtimes peer; proves the benchmark works)"
     bench_quick || failed_step "benchmarks, quick mode"
     step "checks done"
+    touch "$WORK/checks.done"
 }
 
 # The stress suite and the KeyboardInterrupt sweep, once, on the stress interpreter: a job of
@@ -408,15 +409,18 @@ for exe in "${SUITE_PYTHONS[@]}"; do
     [ "$exe" = "$FULL_PYTHON" ] || ORDER+=("$exe")
 done
 
-# Runs the suites, JOBS at a time (in a subshell of their own: `wait -n` there waits for its
-# suites only, not for the checks lane).
+# Runs the suites, JOBS at a time, one more once the checks lane is done (in a subshell of
+# their own: `wait -n` there waits for its suites only, not for the checks lane).
 suites() {
-    local exe running=0
+    local exe running=0 limit
     for exe in "${ORDER[@]}"; do
-        if [ "$running" -ge "$JOBS" ]; then
+        limit=$JOBS
+        [ -e "$WORK/checks.done" ] && limit=$((JOBS + 1))
+        while [ "$running" -ge "$limit" ]; do
             wait -n || true
             running=$((running - 1))
-        fi
+            [ -e "$WORK/checks.done" ] && limit=$((JOBS + 1))
+        done
         if [ "$exe" = stress ]; then
             stress_job >"$WORK/stress-job.log" 2>&1 &
         elif [ "$exe" = "$FULL_PYTHON" ]; then
@@ -433,7 +437,7 @@ step "pytest on ${#SUITE_PYTHONS[@]} interpreter(s), $JOBS at a time, against th
 # The package lives in python/, which is not on sys.path: the installed wheel is tested. The
 # stress interpreter's venv is made first: both lanes use it.
 with_stress_python true
-rm -f "$WORK/checks.failed" "$WORK/checks.flaky"
+rm -f "$WORK/checks.failed" "$WORK/checks.flaky" "$WORK/checks.done"
 checks >"$WORK/checks.log" 2>&1 &
 checks_pid=$!
 (suites "$@")
