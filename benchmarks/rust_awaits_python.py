@@ -6,6 +6,8 @@ interpreter (this one).
 
     python benchmarks/rust_awaits_python.py              # builds both programs, ~2 min
     python benchmarks/rust_awaits_python.py --rounds 3   # fewer rounds
+    /path/to/venv312/bin/python benchmarks/rust_awaits_python.py   # another CPython (asyncffi
+                                                                   # installed in its venv)
 
 Rows: one call after another, and 1,000 at a time (``join_all`` of 1,000 calls, in batches).
 The programs run alternately, one round per process, so that a noisy machine slows them alike;
@@ -38,7 +40,8 @@ def build() -> Dict[str, Path]:
         check=True,
         env={**os.environ, "CARGO_TARGET_DIR": str(target)},
     )
-    peer_target = PEER / "target"
+    # The peer is built against this interpreter's libpython: one target per version.
+    peer_target = PEER / "target" / f"py{sys.version_info[0]}{sys.version_info[1]}"
     subprocess.run(
         ["cargo", "build", "--release", "--quiet"],
         cwd=PEER,

@@ -58,12 +58,16 @@ FUNCTIONS: List[Any] = [
     _port.Port._error,
     _port.Port._request,
     _port.Port._start_call,
+    _port.Port._new_task,
     _port.Port._call_done,
+    _port.Port._audit_calls,
     _port.Port._answer_value,
     _port.Port._answer_error,
     _port.Port._answered,
     _port.Port.keep,
     _port._value,
+    _port._step_now,
+    _port._abandon,
     _pystream.Pump.pull,
     _pystream.Pump.release,
     _pystream.Pump._close_now,
@@ -463,10 +467,17 @@ def wake_strategy(request: pytest.FixtureRequest) -> Any:
     _runtime.state.wake = previous
 
 
+@pytest.fixture
+def quick_audits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audits of the calls into Python every 20 ms, so that the workload (well under a second)
+    runs them too: they answer calls whose done callback was lost (``Port._audit_calls``)."""
+    monkeypatch.setattr(_port, "AUDIT_DELAY", 0.02)
+
+
 @pytest.mark.interrupts
 @pytest.mark.parametrize(("fn", "line", "wake"), _params())
 def test_interrupt_at_line(
-    fn: Any, line: int, wake: str, wake_strategy: Any, real_stderr: Any
+    fn: Any, line: int, wake: str, wake_strategy: Any, real_stderr: Any, quick_audits: None
 ) -> None:
     """A KeyboardInterrupt at this line reaches the user; afterwards nothing is lost or
     stuck, on the same loop and on a new one."""
@@ -529,7 +540,7 @@ def reached_lines() -> Set[Tuple[types.CodeType, int]]:
     return _reached
 
 
-def test_the_workload_runs_most_swept_lines() -> None:
+def test_the_workload_runs_most_swept_lines(quick_audits: None) -> None:
     """The sweep interrupts only the lines its workload runs: that must be most of them."""
     points = {(fn.__code__, line) for fn, line in POINTS}
     reached = points & reached_lines()
@@ -573,7 +584,8 @@ def test_an_answer_lost_to_an_interrupt_is_given_all_the_same(
 ) -> None:
     """An interrupt at the entry of the callback that answers Rust's call into an async Python
     callable (where it can catch nothing: the same as at its ``try`` lines) reaches the user,
-    and the call is answered all the same once the loop goes on: Rust is never left waiting."""
+    and the call is answered all the same once the loop goes on (by the port's audit of its
+    calls, ``AUDIT_DELAY`` later): Rust is never left waiting."""
     call_done = _port.Port._call_done
     interrupted: List[int] = []
 

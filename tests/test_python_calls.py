@@ -508,3 +508,65 @@ def test_closing_the_loop_after_cancelling_a_call_into_python_prints_nothing(
     )
     assert_clean_exit(proc)
     assert proc.stdout == "{}\n"
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_a_coroutine_rust_awaits_is_its_own_task_from_its_first_line(
+    loop_name: str, runtime: str
+) -> None:
+    """The coroutine's first step runs at once (an eager task), as a task: there
+    ``asyncio.current_task()`` is its own task, so ``asyncio.timeout`` and task groups work
+    before it first suspends, whether it then returns at once or suspends first."""
+    seen: List[Any] = []
+
+    async def probe(suspend: bool) -> int:
+        me = asyncio.current_task()
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(5):  # needs a current task
+                pass
+        if suspend:
+            await asyncio.sleep(0)
+        seen.append((me, me is asyncio.current_task()))
+        return 7
+
+    async def main() -> None:
+        outer = asyncio.current_task()
+        for suspend in (False, True):
+            assert await demo.call_python(probe, suspend, runtime=runtime) == 7
+        assert len(seen) == 2
+        for me, same in seen:
+            assert me is not None and me is not outer and same
+
+    loop = LOOPS[loop_name]()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_the_loops_task_factory_makes_the_tasks_of_calls_from_rust(
+    loop_name: str, runtime: str
+) -> None:
+    made: List[str] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def answer(x: int, suspend: bool) -> int:
+        if suspend:
+            await asyncio.sleep(0)
+        return x + 1
+
+    async def main() -> None:
+        assert await demo.call_python(answer, 1, False, runtime=runtime) == 2
+        assert await demo.call_python(answer, 2, True, runtime=runtime) == 3
+
+    loop = LOOPS[loop_name]()
+    loop.set_task_factory(factory)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert made.count(answer.__qualname__) == 2

@@ -12,6 +12,7 @@ printed here), 101 (it panicked), 130 (SIGINT cancelled it).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import json
 import signal
@@ -91,6 +92,16 @@ def invoke(
     if call:
         return result(*args, **kwargs)
     return result
+
+
+def lend(module: str, attrs: List[str]) -> int:
+    """``module.attrs...`` lent to the Rust main as a callable, for its calls to go to directly
+    (each in a copy of the current context); returns its id on the running loop's port."""
+    obj = _resolve(module, attrs)
+    if not callable(obj):
+        raise TypeError(f"'{type(obj).__name__}' object is not callable")
+    port = program().current_port(asyncio.get_running_loop())
+    return port.register(obj, contextvars.copy_context())
 
 
 def define(name: str, source: str) -> None:

@@ -50,6 +50,9 @@ from ._loader import abi, ffi
 from ._pystream import Pump, PyStreamArg, quiet, refuse_pull
 from ._runtime import state
 from ._values import (
+    I64_MAX,
+    I64_MIN,
+    NULL,
     TAG_BOOL,
     TAG_BYTES,
     TAG_FLOAT,
@@ -70,8 +73,13 @@ if TYPE_CHECKING:
     from ._loader import NativeLib
     from ._stream import Inbox
 
+#: Eager tasks (``eager_start``) exist: Python 3.12 and later.
+_EAGER = sys.version_info >= (3, 12)
 #: Completions copied out per drain call.
 BATCH = 256
+#: Seconds between two audits of a port's calls into Python while some are outstanding (see
+#: ``Port._audit_calls``).
+AUDIT_DELAY = 1.0
 #: Batches drained per turn of the event loop before the rest waits for the next turn.
 MAX_BATCHES = 16
 
@@ -106,10 +114,13 @@ class Port:
 
     __slots__ = (
         "__weakref__",
+        "_audit",
+        "_audits",
         "_buf",
         "_complete",
         "_drain",
         "_one",
+        "_plain",
         "_release",
         "_release_inline",
         "_resume_at",
@@ -139,6 +150,12 @@ class Port:
         self._take_inline = lib.affi_port_take_inline
         self._release_inline = lib.affi_port_release_inline
         self.loop_ref = weakref.ref(loop)
+        #: The timer of the next audit of ``calls``, if one is due; ``_audits``: whether the
+        #: loop has timers (trio's host has none: a second done callback per call instead).
+        self._audit: Any = None
+        self._audits = hasattr(loop, "call_later")
+        #: Whether the loop is one of asyncio's own (``_plain_loop``); found at the first call.
+        self._plain: Optional[bool] = None
         #: What waits for each call's outcome: its future (or a stream's inbox), by token.
         self.pending: Dict[int, Waiting] = {}
         #: The inboxes of the Rust streams read on this loop, by token.
@@ -234,6 +251,10 @@ class Port:
                 c = buf[i]
                 status = c.status
                 if status >= ITEM:
+                    if status == REQUEST_CALL:  # the common request, inline
+                        held = True  # its arguments
+                        self._start_call(c.token, c.int_value, unpack(c.data, c.len))
+                        continue
                     if status > ITEMS:
                         held = self._request(c, status) or held
                         continue
@@ -477,23 +498,31 @@ class Port:
             self._answer_error(call_id, error)
             return
         fn, context = entry
-        run = context.copy().run
+        ctx = context.copy()
         result: Any = None
         task: Optional[asyncio.Future[Any]] = None
         try:
-            result = run(fn, *args)
-            # The port's loop, given explicitly: under trio it is the run's host (``_trio``).
+            result = ctx.run(fn, *args)
             if type(result) is CoroutineType:  # the common case: a task of the loop at once
-                task = run(self.loop_ref().create_task, result)  # type: ignore[union-attr]
+                task = self._new_task(result, ctx)
+                if not _EAGER:
+                    _step_now(task, self.loop_ref())
+                if task.done():  # it returned without suspending: answer now
+                    self.calls[call_id] = task
+                    self._call_done(call_id, task)
+                    return
             elif inspect.isawaitable(result):
-                task = run(asyncio.ensure_future, result, loop=self.loop_ref())
+                # The port's loop, given explicitly: under trio it is the run's host (``_trio``).
+                task = ctx.run(asyncio.ensure_future, result, loop=self.loop_ref())
             else:
                 self._answer_value(call_id, result)
                 return
             if task is not result:  # a task of ours: never reported as destroyed pending
                 task._log_destroy_pending = False  # type: ignore[union-attr]
         except BaseException as exc:
-            if task is None and inspect.iscoroutine(result):
+            if task is not None:
+                _abandon(task)  # nobody waits for it any more
+            elif inspect.iscoroutine(result):
                 result.close()  # interrupted before it became a task: never to be awaited
             # A KeyboardInterrupt (the callable's or one that cut its start short) cancels the
             # call: it is raised once, from the loop, not also from the task awaiting the call.
@@ -508,15 +537,52 @@ class Port:
                 if loop is not None:
                     loop.call_soon(_reraise, exc)
             return
-        # The callbacks first: a call registered is always answered (interrupted before it is
-        # registered, the batch's recovery answers it). Twice: a KeyboardInterrupt where the
-        # first one can catch nothing (at its entry, or at the ``try`` lines that precede its
-        # handlers) leaves the answer to the second, which the loop runs when it goes on; the
-        # second does nothing once the call is answered.
+        # The callback first: a call registered is always answered (interrupted before it is
+        # registered, the batch's recovery answers it). A KeyboardInterrupt where the callback
+        # can catch nothing (at its entry, or in the loop's code that runs it) loses the
+        # answer: the audit gives it (or, on a loop without timers, a second callback).
         done = functools.partial(self._call_done, call_id)
         task.add_done_callback(done)
-        task.add_done_callback(done)
         self.calls[call_id] = task
+        if not self._audits:
+            task.add_done_callback(done)
+        elif self._audit is None:
+            self._audit = self.loop_ref().call_later(  # type: ignore[union-attr]
+                AUDIT_DELAY, self._audit_calls
+            )
+
+    def _new_task(self, coro: Any, ctx: contextvars.Context) -> asyncio.Future[Any]:
+        """The task that runs coroutine ``coro`` (in ``ctx``) for a call from Rust. On
+        Python 3.12 and later an eager task (``eager_start=True``): a coroutine that returns
+        without suspending is done on return, with no turn of the loop (before 3.12,
+        ``_step_now`` does the same). With a task factory, or on a loop that is not asyncio's
+        (trio's host): ``create_task``, the first step in the loop's next turn."""
+        loop = self.loop_ref()
+        if self._plain is None:
+            self._plain = _plain_loop(loop)
+        if not self._plain or loop._task_factory is not None:  # type: ignore[union-attr]
+            return ctx.run(loop.create_task, coro)  # type: ignore[union-attr]
+        if _EAGER:
+            return asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)  # type: ignore
+        return ctx.run(asyncio.Task, coro, loop=loop)
+
+    def _audit_calls(self) -> None:
+        """Answers the calls whose task is done but whose done callback has not answered:
+        lost to a ``KeyboardInterrupt`` raised where it could catch nothing (at its first line,
+        or in the loop's code around it), the answer would never come, and Rust would wait for
+        ever. Runs ``AUDIT_DELAY`` after a call starts, then again while calls are outstanding.
+        Answering before a callback that is merely late is harmless: the callback then finds
+        the call answered."""
+        self._audit = None
+        if self.closed:
+            return
+        for call_id, task in list(self.calls.items()):
+            if task.done():
+                self._call_done(call_id, task)
+        if self.calls:
+            loop = self.loop_ref()
+            if loop is not None and not loop.is_closed():
+                self._audit = loop.call_later(AUDIT_DELAY, self._audit_calls)
 
     def _call_done(self, call_id: int, task: asyncio.Future[Any]) -> None:
         try:
@@ -541,13 +607,18 @@ class Port:
             self.calls.pop(call_id, None)
 
     def _answer_value(self, call_id: int, value: Any) -> None:
-        try:
-            args = value_args(value)
-        except Exception as exc:
-            self._answer_error(call_id, exc)
-            return
+        if type(value) is int and I64_MIN <= value <= I64_MAX:  # the common case, inline
+            status = self._complete(self.id, call_id, OK, TAG_INT, value, 0.0, NULL, 0)
+        else:
+            try:
+                args = value_args(value)
+            except Exception as exc:
+                self._answer_error(call_id, exc)
+                return
+            status = self._complete(self.id, call_id, OK, *args)
         # ERR_CLOSED: Rust stopped waiting; nothing to free. 1: drain soon (see _answered).
-        self._answered(self._complete(self.id, call_id, OK, *args))
+        if status == 1:
+            self._answered(status)
 
     def _answer_error(self, call_id: int, exc: BaseException) -> None:
         """Answers call ``call_id`` with ``exc``; always answers, whatever ``exc`` holds."""
@@ -566,13 +637,13 @@ class Port:
         answer given during a drain never returns 1: that drain goes on anyway).
 
         At once, unless other callbacks are due in this turn of the loop (asyncio's queue of
-        ready callbacks holds more than this call's second done callback): those are most
-        often the answers of other calls, resuming the same Rust task, so the drain is left
-        for the end of the turn, where one poll of that task serves them all. A lone answer
-        is never delayed, nor is any answer on a loop without that queue (uvloop, trio)."""
+        ready callbacks is not empty): those are most often the answers of other calls,
+        resuming the same Rust task, so the drain is left for the end of the turn, where one
+        poll of that task serves them all. A lone answer is never delayed, nor is any answer
+        on a loop without that queue (uvloop, trio)."""
         if status == 1 and not self.closed:
             ready = getattr(self.loop_ref(), "_ready", None)
-            if type(ready) is not collections.deque or len(ready) <= 1:
+            if type(ready) is not collections.deque or not ready:
                 self.drain()
             else:
                 self._drain_later()
@@ -582,6 +653,9 @@ class Port:
         if self.closed:
             return
         self.closed = True
+        audit, self._audit = self._audit, None
+        if audit is not None:
+            audit.cancel()
         registry = self.library
         registry.by_id.pop(self.id, None)
         registry.pinned.pop(self.id, None)
@@ -894,6 +968,47 @@ def _holds_object(fut: Any, handle: int) -> bool:
     if fut.cancelled() or fut.exception() is not None:
         return False
     return getattr(fut.result(), "_handle", None) == handle
+
+
+def _plain_loop(loop: Any) -> bool:
+    """Whether ``loop`` is one of asyncio's own (a ``BaseEventLoop``, whose task factory is
+    its ``_task_factory``), where a call's task is created directly as an ``asyncio.Task``."""
+    return isinstance(loop, asyncio.BaseEventLoop) and hasattr(loop, "_task_factory")
+
+
+def _step_now(task: asyncio.Future[Any], loop: Any) -> None:
+    """Takes the first step of ``task``, just created on ``loop``, at once (before Python
+    3.12, which has eager tasks for this): the step it scheduled, the newest callback of an
+    asyncio loop's ready queue, is run now and marked cancelled, so that the loop skips it. On
+    any other loop, nothing (the step runs in the loop's next turn).
+
+    Interrupted before the step ran, the step is left to the loop; interrupted by the step
+    (a ``KeyboardInterrupt`` from the coroutine), the task holds the exception, as when the
+    loop runs it."""
+    ready = getattr(loop, "_ready", None)
+    if type(ready) is not collections.deque or not ready:
+        return
+    step = ready[-1]
+    if getattr(step._callback, "__self__", None) is not task:
+        return
+    try:
+        step._cancelled = True
+        step._run()
+    except BaseException:
+        coro = task.get_coro()
+        if coro is not None and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+            step._cancelled = False  # it never ran: the loop runs it
+        raise
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Task ``task`` of a call answered already (it was interrupted): cancelled if still
+    pending, never reported as destroyed pending nor as holding an exception not retrieved."""
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    if task.done():
+        task._log_traceback = False
+    else:
+        task.cancel()
 
 
 def _reraise(exc: BaseException) -> None:

@@ -108,6 +108,12 @@ impl PyCallable {
         })
     }
 
+    /// The id of the port (event loop) the callable belongs to.
+    #[cfg(feature = "python")]
+    pub(crate) fn port_id(&self) -> u64 {
+        self.object.port_id()
+    }
+
     /// Calls the Python callable with `args` and returns the future of its result. The call
     /// starts now (so several calls made before awaiting any run concurrently); dropping the
     /// future before it resolves cancels the Python task.

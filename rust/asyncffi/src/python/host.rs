@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -218,6 +219,19 @@ pub(crate) fn invoke() -> std::result::Result<PyCallable, crate::PythonError> {
         })
 }
 
+/// The generation of the Python objects lent to Rust by [`super::PyObject`]: a new one begins
+/// with each Rust main and each module made from source text, and objects lent in an earlier
+/// one are looked up again.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+pub(crate) fn new_generation() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Releases `invoke` when the Rust main ends (completes or is dropped).
 struct ClearInvoke;
 
@@ -241,6 +255,7 @@ pub extern "C" fn affi_host_main(port: u64, token: u64, invoke: u64, runtime: u3
             .take()
             .ok_or_else(|| Failure::new(AffiStatus::ErrClosed, "the Rust main has started"))?;
         *INVOKE.lock().unwrap_or_else(|e| e.into_inner()) = Some(invoke);
+        new_generation();
         let task = crate::task::spawn(runtime, port, token, async move {
             let _clear = ClearInvoke;
             main.await.map(|()| Value::None)

@@ -26,7 +26,9 @@ mod interpreter;
 pub use host::{affi_host_main, run, try_run, Config};
 pub use interpreter::StartError;
 
-use crate::callable::{PyCall, PythonError};
+use std::sync::{Arc, Mutex};
+
+use crate::callable::{PyCall, PyCallable, PythonError};
 use crate::convert::IntoPython;
 use crate::value::{Error, Value};
 
@@ -50,13 +52,34 @@ impl<E: crate::IntoError> MainResult for Result<(), E> {
 }
 
 /// A Python object reached by import path: a module and a chain of attributes. Nothing is
-/// imported until it is used; each use imports the module (once: Python caches it) and gets
-/// the attributes on the event loop's thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// imported until it is used; the first use imports the module (once: Python caches it) and
+/// gets the attributes on the event loop's thread.
+///
+/// The first [`call`](Self::call) also lends the object to Rust, so that later calls (of this
+/// value and its clones) go to it directly, without naming it again; a module made again by
+/// [`module_from_code`], or another run of Python in this process, makes the next call look
+/// the object up anew.
+#[derive(Clone, Debug)]
 pub struct PyObject {
     module: String,
     attrs: Vec<String>,
+    lent: Arc<Mutex<Option<Lent>>>,
 }
+
+/// A [`PyObject`] lent as a callable, and the generation of Python's objects it was lent in.
+#[derive(Debug)]
+struct Lent {
+    generation: u64,
+    callable: PyCallable,
+}
+
+impl PartialEq for PyObject {
+    fn eq(&self, other: &Self) -> bool {
+        self.module == other.module && self.attrs == other.attrs
+    }
+}
+
+impl Eq for PyObject {}
 
 fn check_name(name: &str, what: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
@@ -81,10 +104,7 @@ fn check_name(name: &str, what: &str) -> Result<(), Error> {
 /// `name` is not a dotted Python name.
 pub fn import(name: &str) -> Result<PyObject, Error> {
     check_name(name, "module")?;
-    Ok(PyObject {
-        module: name.to_owned(),
-        attrs: Vec::new(),
-    })
+    Ok(PyObject::new(name.to_owned(), Vec::new()))
 }
 
 /// Makes the module `name` from Python source text (as the seed's `PyModule::from_code`),
@@ -94,10 +114,12 @@ pub fn import(name: &str) -> Result<PyObject, Error> {
 /// `name` is not a dotted Python name; the source raised (a `SyntaxError`, ...).
 pub async fn module_from_code(name: &str, source: &str) -> Result<PyObject, Error> {
     let module = import(name)?;
-    import("asyncffi._host")?
+    let defined = import("asyncffi._host")?
         .attr("define")?
         .call((name.to_owned(), source.to_owned()))
-        .await?;
+        .await;
+    host::new_generation(); // objects looked up before may be gone or replaced
+    defined?;
     Ok(module)
 }
 
@@ -135,6 +157,14 @@ tuple_args!(A, B, C, D, E);
 tuple_args!(A, B, C, D, E, F);
 
 impl PyObject {
+    fn new(module: String, attrs: Vec<String>) -> PyObject {
+        PyObject {
+            module,
+            attrs,
+            lent: Arc::default(),
+        }
+    }
+
     /// Its attribute `name` (a dotted chain is allowed: `"path.join"`).
     ///
     /// # Errors
@@ -143,10 +173,7 @@ impl PyObject {
         check_name(name, "attribute")?;
         let mut attrs = self.attrs.clone();
         attrs.extend(name.split('.').map(str::to_owned));
-        Ok(PyObject {
-            module: self.module.clone(),
-            attrs,
-        })
+        Ok(PyObject::new(self.module.clone(), attrs))
     }
 
     /// Calls it with `args` and awaits whatever awaitable it returns (a coroutine, a future, a
@@ -162,8 +189,46 @@ impl PyObject {
         kwargs: impl IntoIterator<Item = (impl Into<String>, Value)>,
     ) -> Result<Value, Error> {
         let args = args.into_values()?;
-        let kwargs = kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let kwargs: Vec<(String, Value)> = kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        if kwargs.is_empty() {
+            return Ok(self.callable().await?.call(args).await?);
+        }
         Ok(self.invoke(true, args, kwargs)?.await?)
+    }
+
+    /// The object lent to Rust as a callable: lent at the first call, and again after a new
+    /// generation began. Concurrent first calls may each lend it; all but one of those
+    /// loans are given back when their calls end.
+    async fn callable(&self) -> Result<PyCallable, Error> {
+        let generation = host::generation();
+        if let Some(lent) = &*self.lent.lock().unwrap_or_else(|e| e.into_inner()) {
+            if lent.generation == generation {
+                return Ok(lent.callable.clone());
+            }
+        }
+        let invoke = host::invoke()?;
+        let attrs = self.attrs.iter().cloned().map(Value::Str).collect();
+        let id = invoke
+            .call(vec![
+                Value::Str("asyncffi._host".into()),
+                Value::List(vec![Value::Str("lend".into())]),
+                Value::Bool(true),
+                Value::List(vec![Value::Str(self.module.clone()), Value::List(attrs)]),
+                Value::Dict(Vec::new()),
+            ])
+            .await?;
+        let id = match id {
+            Value::Int(id) => u64::try_from(id).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| Error::new("TypeError", format!("lend returned {id:?}, not an id")))?;
+        let callable = PyCallable::adopt(invoke.port_id(), id)
+            .map_err(|f| Error::new("ClosedError", f.message))?;
+        *self.lent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Lent {
+            generation,
+            callable: callable.clone(),
+        });
+        Ok(callable)
     }
 
     /// Its value (the module itself, or the attribute), converted; awaited if it is
@@ -205,10 +270,7 @@ mod tests {
         );
         assert_eq!(
             import("os").unwrap().attr("path.join").unwrap(),
-            PyObject {
-                module: "os".into(),
-                attrs: vec!["path".into(), "join".into()]
-            }
+            PyObject::new("os".into(), vec!["path".into(), "join".into()])
         );
     }
 
