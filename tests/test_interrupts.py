@@ -58,7 +58,6 @@ FUNCTIONS: List[Any] = [
     _port.Port._error,
     _port.Port._request,
     _port.Port._start_call,
-    _port.Port._new_task,
     _port.Port._call_done,
     _port.Port._audit_calls,
     _port.Port._answer_value,

@@ -154,8 +154,8 @@ class Port:
         #: loop has timers (trio's host has none: a second done callback per call instead).
         self._audit: Any = None
         self._audits = hasattr(loop, "call_later")
-        #: Whether the loop is one of asyncio's own (``_plain_loop``); found at the first call.
-        self._plain: Optional[bool] = None
+        #: Whether the loop is one of asyncio's own (``_plain_loop``).
+        self._plain = _plain_loop(loop)
         #: What waits for each call's outcome: its future (or a stream's inbox), by token.
         self.pending: Dict[int, Waiting] = {}
         #: The inboxes of the Rust streams read on this loop, by token.
@@ -504,12 +504,23 @@ class Port:
         try:
             result = ctx.run(fn, *args)
             if type(result) is CoroutineType:  # the common case: a task of the loop at once
-                task = self._new_task(result, ctx)
-                if not _EAGER:
-                    _step_now(task, self.loop_ref())
+                # Its first step taken now (see ``_step_now``): on Python 3.12 and later, an
+                # eager task. With a task factory, or on a loop that is not asyncio's (trio's
+                # host): ``create_task``, the first step in the loop's next turn.
+                loop = self.loop_ref()
+                if not self._plain or loop._task_factory is not None:  # type: ignore[union-attr]
+                    task = ctx.run(loop.create_task, result)  # type: ignore[union-attr]
+                elif _EAGER:
+                    task = asyncio.Task(result, loop=loop, context=ctx, eager_start=True)  # type: ignore
+                else:
+                    task = ctx.run(asyncio.Task, result, loop=loop)
+                    _step_now(task, loop)
                 if task.done():  # it returned without suspending: answer now
-                    self.calls[call_id] = task
-                    self._call_done(call_id, task)
+                    if task.cancelled() or task.exception() is not None:
+                        self.calls[call_id] = task
+                        self._call_done(call_id, task)
+                    else:
+                        self._answer_value(call_id, task.result())
                     return
             elif inspect.isawaitable(result):
                 # The port's loop, given explicitly: under trio it is the run's host (``_trio``).
@@ -550,21 +561,6 @@ class Port:
             self._audit = self.loop_ref().call_later(  # type: ignore[union-attr]
                 AUDIT_DELAY, self._audit_calls
             )
-
-    def _new_task(self, coro: Any, ctx: contextvars.Context) -> asyncio.Future[Any]:
-        """The task that runs coroutine ``coro`` (in ``ctx``) for a call from Rust. On
-        Python 3.12 and later an eager task (``eager_start=True``): a coroutine that returns
-        without suspending is done on return, with no turn of the loop (before 3.12,
-        ``_step_now`` does the same). With a task factory, or on a loop that is not asyncio's
-        (trio's host): ``create_task``, the first step in the loop's next turn."""
-        loop = self.loop_ref()
-        if self._plain is None:
-            self._plain = _plain_loop(loop)
-        if not self._plain or loop._task_factory is not None:  # type: ignore[union-attr]
-            return ctx.run(loop.create_task, coro)  # type: ignore[union-attr]
-        if _EAGER:
-            return asyncio.Task(coro, loop=loop, context=ctx, eager_start=True)  # type: ignore
-        return ctx.run(asyncio.Task, coro, loop=loop)
 
     def _audit_calls(self) -> None:
         """Answers the calls whose task is done but whose done callback has not answered:
@@ -977,10 +973,11 @@ def _plain_loop(loop: Any) -> bool:
 
 
 def _step_now(task: asyncio.Future[Any], loop: Any) -> None:
-    """Takes the first step of ``task``, just created on ``loop``, at once (before Python
-    3.12, which has eager tasks for this): the step it scheduled, the newest callback of an
-    asyncio loop's ready queue, is run now and marked cancelled, so that the loop skips it. On
-    any other loop, nothing (the step runs in the loop's next turn).
+    """Takes the first step of ``task``, just created on asyncio loop ``loop``, at once (as
+    an eager task does, from Python 3.12 on): a coroutine that returns without suspending is
+    done on return, with no turn of the loop and no done callback. The step the task scheduled
+    (the newest callback of the loop's ready queue) is run now and marked cancelled, so that
+    the loop skips it. If the newest callback is not that step, nothing.
 
     Interrupted before the step ran, the step is left to the loop; interrupted by the step
     (a ``KeyboardInterrupt`` from the coroutine), the task holds the exception, as when the
@@ -993,7 +990,7 @@ def _step_now(task: asyncio.Future[Any], loop: Any) -> None:
         return
     try:
         step._cancelled = True
-        step._run()
+        step._context.run(step._callback, *step._args)  # the step, as the loop runs it
     except BaseException:
         coro = task.get_coro()
         if coro is not None and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
