@@ -570,3 +570,27 @@ def test_the_loops_task_factory_makes_the_tasks_of_calls_from_rust(
     finally:
         loop.close()
     assert made.count(answer.__qualname__) == 2
+
+
+def test_a_coroutine_that_returns_at_once_is_answered_in_the_same_turn() -> None:
+    """Its first step runs when the call starts, and its answer is given there: Rust awaiting
+    100 such calls one after another on the loop's thread needs far fewer than the two turns
+    of the loop per call that a task started in the next turn would take."""
+    turns = 0
+    loop = asyncio.new_event_loop()
+    run_once = loop._run_once  # type: ignore[attr-defined]
+
+    def counted() -> None:
+        nonlocal turns
+        turns += 1
+        run_once()
+
+    async def at_once(i: int) -> int:
+        return i
+
+    loop._run_once = counted  # type: ignore[attr-defined]
+    try:
+        assert loop.run_until_complete(demo.call_python_n(at_once, 100, runtime="loop")) == 4950
+    finally:
+        loop.close()
+    assert turns < 50, turns

@@ -206,23 +206,16 @@ impl PyObject {
                 return Ok(lent.callable.clone());
             }
         }
-        let invoke = host::invoke()?;
         let attrs = self.attrs.iter().cloned().map(Value::Str).collect();
-        let id = invoke
-            .call(vec![
-                Value::Str("asyncffi._host".into()),
-                Value::List(vec![Value::Str("lend".into())]),
-                Value::Bool(true),
-                Value::List(vec![Value::Str(self.module.clone()), Value::List(attrs)]),
-                Value::Dict(Vec::new()),
-            ])
-            .await?;
+        let lend = PyObject::new("asyncffi._host".into(), vec!["lend".into()]);
+        let args = vec![Value::Str(self.module.clone()), Value::List(attrs)];
+        let id = lend.invoke(true, args, Vec::new())?.await?;
         let id = match id {
             Value::Int(id) => u64::try_from(id).ok(),
             _ => None,
         }
         .ok_or_else(|| Error::new("TypeError", format!("lend returned {id:?}, not an id")))?;
-        let callable = PyCallable::adopt(invoke.port_id(), id)
+        let callable = PyCallable::adopt(host::invoke()?.port_id(), id)
             .map_err(|f| Error::new("ClosedError", f.message))?;
         *self.lent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Lent {
             generation,
